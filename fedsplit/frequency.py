@@ -46,7 +46,8 @@ def server_channels(client_channels: tuple[int, ...] = DUETFACE_CLIENT_CHANNELS)
 
 def block_dct(images: torch.Tensor, upsample: int = 8) -> torch.Tensor:
     """All 64 DCT planes per colour: (B,3,H,W) in [-1,1] -> float32 (B, 3, 64, H*up/8, W*up/8)."""
-    return _transform(images, upsample, tuple(range(NUM_FREQUENCIES)))
+    planes, _ = _transform(images, upsample, tuple(range(NUM_FREQUENCIES)), ())
+    return planes
 
 
 def dct_split(
@@ -56,9 +57,7 @@ def dct_split(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Split faces into (client, server) planes, each (B, 3*n, h, w), colour first then ascending k."""
     client_k = tuple(sorted(_check_channels(client_channels, "client_channels")))
-    server_k = server_channels(client_k)
-    client = _transform(images, upsample, client_k)
-    server = _transform(images, upsample, server_k)
+    client, server = _transform(images, upsample, client_k, server_channels(client_k))
     return client.flatten(1, 2), server.flatten(1, 2)
 
 
@@ -180,23 +179,27 @@ def _operators(height: int, width: int, upsample: int) -> _Operators:
 # --- the transform ---------------------------------------------------------------------------
 
 
-def _transform(images: torch.Tensor, upsample: int, ks: tuple[int, ...]) -> torch.Tensor:
-    """Planes ks of every colour: (B, 3, len(ks), h, w) float32."""
+def _transform(
+    images: torch.Tensor, upsample: int, ks_a: tuple[int, ...], ks_b: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two groups of planes of every colour, each (B, 3, len(ks), h, w) float32, from one pass."""
     upsample = _check_upsample(upsample)
     _check_images(images, upsample)
     b, _, height, width = images.shape
     ops = _operators(height, width, upsample)
-    h, w = height * upsample // 8, width * upsample // 8
     if images.device.type != "cpu":
-        return _transform_torch(images.float(), ops, ks)
-    out = _empty_float32((b, 3, len(ks), h, w))
-    if b and ks:
+        x = images.float()
+        return _transform_torch(x, ops, ks_a), _transform_torch(x, ops, ks_b)
+    h, w = height * upsample // 8, width * upsample // 8
+    out_a = _empty_float32((b, 3, len(ks_a), h, w))
+    out_b = _empty_float32((b, 3, len(ks_b), h, w))
+    if b:
         x = images.detach().to(torch.float32).contiguous()
         _split_kernel(
             x.numpy(), _CMIX, _DC, ops.taps_h, ops.rows_h, ops.taps_w, ops.cols_w,
-            np.asarray(ks, dtype=np.int64), out.numpy(),
+            np.asarray(ks_a, dtype=np.int64), out_a.numpy(), np.asarray(ks_b, dtype=np.int64), out_b.numpy(),
         )
-    return out
+    return out_a, out_b
 
 
 def _transform_torch(images: torch.Tensor, ops: _Operators, ks: tuple[int, ...]) -> torch.Tensor:
@@ -232,7 +235,7 @@ _DC = (_DC_GAIN * _YCBCR_OFFSET).astype(np.float32)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
-def _split_kernel(img, cmix, dc, taps_h, rows_h, taps_w, cols_w, ks, out):  # pragma: no cover - compiled
+def _split_kernel(img, cmix, dc, taps_h, rows_h, taps_w, cols_w, ks_a, out_a, ks_b, out_b):  # pragma: no cover
     n_img, _, height, width = img.shape
     n_taps_h = rows_h.shape[1]
     n_taps_w = cols_w.shape[0]
@@ -255,30 +258,38 @@ def _split_kernel(img, cmix, dc, taps_h, rows_h, taps_w, cols_w, ks, out):  # pr
                     dst = vert[u, i]
                     for q in range(width):
                         dst[q] += weight * src[q]
-        # Gather each horizontal tap once so the inner loop below is contiguous and vectorises.
+        # Gather each horizontal tap once so the inner loops below are contiguous and vectorise.
         tapped = np.empty((n_taps_w, 8, h, w), np.float32)
         for k in range(n_taps_w):
             for u in range(8):
                 for i in range(h):
                     for j in range(w):
                         tapped[k, u, i, j] = vert[u, i, cols_w[k, j]]
-        for n in range(ks.shape[0]):
-            u = ks[n] // 8
-            v = ks[n] % 8
-            for i in range(h):
-                dst = out[b, c, n, i]
-                weight = taps_w[0, v]
-                src = tapped[0, u, i]
+        _horizontal_pass(tapped, taps_w, dc[c], ks_a, out_a[b, c])
+        _horizontal_pass(tapped, taps_w, dc[c], ks_b, out_b[b, c])
+
+
+@numba.njit(fastmath=True, cache=True)
+def _horizontal_pass(tapped, taps_w, dc, ks, out):  # pragma: no cover - compiled
+    """Write planes ks (n, h, w) of one image and colour, each value once."""
+    n_taps_w, _, h, w = tapped.shape
+    for n in range(ks.shape[0]):
+        u = ks[n] // 8
+        v = ks[n] % 8
+        for i in range(h):
+            dst = out[n, i]
+            weight = taps_w[0, v]
+            src = tapped[0, u, i]
+            for j in range(w):
+                dst[j] = weight[j] * src[j]
+            for k in range(1, n_taps_w):
+                weight = taps_w[k, v]
+                src = tapped[k, u, i]
                 for j in range(w):
-                    dst[j] = weight[j] * src[j]
-                for k in range(1, n_taps_w):
-                    weight = taps_w[k, v]
-                    src = tapped[k, u, i]
-                    for j in range(w):
-                        dst[j] += weight[j] * src[j]
-                if ks[n] == 0:
-                    for j in range(w):
-                        dst[j] += dc[c]
+                    dst[j] += weight[j] * src[j]
+            if ks[n] == 0:
+                for j in range(w):
+                    dst[j] += dc
 
 
 # --- validation ------------------------------------------------------------------------------
