@@ -1,0 +1,1 @@
+"""Runnable federated simulations (issue 4). Until then the main job is `fedsplit inspect`."""
