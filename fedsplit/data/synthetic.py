@@ -1,0 +1,1075 @@
+"""Built-in synthetic face data set: deterministic ArcFace-aligned cartoon faces with 68 landmarks.
+
+Every image is a pure function of (seed, identity, image), so any number of identities can be drawn
+without storing anything. An identity is a set of shape and appearance parameters plus fixed fine
+detail (skin texture, moles, freckles, wrinkles, hair, brow and beard strands) so that identity also
+survives in the high spatial frequencies that DuetFace sends to the server; each image adds pose,
+scale, shift, expression, lighting, background, occlusion, blur, noise and JPEG nuisance.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from fedsplit.data.types import FACE_SIZE, NUM_LANDMARKS, FaceSample
+
+# ArcFace's 5-point template for 112x112 crops: eye centres, nose tip, mouth corners (x, y).
+ARCFACE_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float32,
+)
+
+# The head is drawn on a canvas larger than the output so that shrinking, shifting and turning it
+# never pulls empty canvas border into view.
+_MARGIN = 16
+_CANVAS = FACE_SIZE + 2 * _MARGIN
+# Sub-pixel bits for cv2 drawing: features are a few pixels wide, integer vertices would jitter.
+_SHIFT = 4
+_ONE = float(1 << _SHIFT)
+_AA = cv2.LINE_AA
+# Shading and the pose depth are smooth, so they live on a half-resolution grid.
+_LOW = _CANVAS // 2
+_LOW_XY = np.arange(_LOW, dtype=np.float32) * 2.0 + 0.5 - _MARGIN
+# Output pixel grid as interleaved (x, y) points, for building the remap field with cv2.transform.
+_GRID = np.stack(np.meshgrid(np.arange(FACE_SIZE, dtype=np.float32), np.arange(FACE_SIZE, dtype=np.float32)), -1)
+
+# SeedSequence pads short entropy lists with zeros ([s, i] == [s, i, 0]), so each stream gets a tag.
+_TAG_IDENTITY = 0x1D
+_TAG_IMAGE = 0x1A
+_TAG_BANK = 0xBA
+_BANK = 384
+# Rendered identities kept per process: ~200 KiB each, enough for the default 200-identity set.
+_CACHE = 256
+
+_SKIN = np.array(
+    [[70, 45, 33], [118, 77, 52], [166, 115, 82], [204, 152, 117], [230, 187, 154], [246, 214, 193]], np.float32
+)
+_HAIR = np.array(
+    [[22, 18, 16], [48, 33, 24], [86, 58, 38], [128, 92, 58], [196, 160, 104], [140, 66, 34], [150, 146, 140],
+     [206, 204, 198]],
+    np.float32,
+)
+_HAIR_P = np.array([0.30, 0.22, 0.17, 0.10, 0.09, 0.05, 0.05, 0.02])
+_IRIS = np.array(
+    [[38, 24, 16], [76, 46, 24], [110, 82, 44], [78, 106, 66], [70, 108, 156], [104, 118, 130]], np.float32
+)
+_IRIS_P = np.array([0.30, 0.28, 0.12, 0.10, 0.13, 0.07])
+_FRAMES = np.array(
+    [[20, 20, 22], [70, 44, 30], [150, 150, 156], [120, 30, 36], [30, 40, 90], [190, 160, 90]], np.float32
+)
+_LASH = np.array([28.0, 20.0, 18.0])
+_MOUTH_DARK = np.array([70.0, 22.0, 26.0])
+_TEETH = np.array([232.0, 226.0, 214.0])
+
+_T9 = np.linspace(0.0, 1.0, 9)
+_T11 = np.linspace(0.0, 1.0, 11)
+
+
+def _bezier(n: int) -> np.ndarray:
+    """Quadratic Bezier weights (n, 3): a curve through three control points is one matrix product."""
+    t = np.linspace(0.0, 1.0, n)
+    return np.stack([(1 - t) ** 2, 2 * (1 - t) * t, t**2], 1)
+
+
+_BEZ6, _BEZ7, _BEZ11 = _bezier(6), _bezier(7), _bezier(11)
+# Mouth curves are sampled at fixed u in [-1, 1]: dense for drawing, then the 20 iBUG lip points.
+_U17 = np.linspace(-1.0, 1.0, 17)
+_U_OUT = np.array([-1, -0.62, -0.28, 0, 0.28, 0.62, 1, 0.62, 0.3, 0, -0.3, -0.62])
+_U_IN = np.array([-0.9, -0.4, 0, 0.4, 0.9, 0.4, 0, -0.4])
+_U_ALL = np.concatenate([_U17, _U_OUT, _U_IN])
+_PSI20 = np.linspace(0.0, math.pi, 20)
+# Brow outline rows are 11 upper-edge points then 11 lower-edge points reversed; iBUG takes 5 of the centreline.
+_BROW_TOP = np.array([[0, 3, 5, 7, 10], [10, 7, 5, 3, 0]])
+_BROW_BOTTOM = 21 - _BROW_TOP
+_BROW_ROW = np.array([[0], [1]])
+# The lash line ends in a small outward flick at each outer corner.
+_FLICK = (np.array([[[0, 0], [0, 0], [-1.6, -1.2]], [[0, 0], [0, 0], [1.6, -1.2]]]) * _ONE).astype(np.int32)
+_PSI40 = np.linspace(0.0, math.pi, 40)
+
+
+def _check_index(name: str, value: int) -> None:
+    """Raise ValueError naming `name` unless value is a non-negative integer (SeedSequence needs that)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+def _fix(points: np.ndarray) -> np.ndarray:
+    """Canonical (template) pixel coordinates to fixed-point canvas coordinates for cv2 drawing."""
+    return ((np.asarray(points) + _MARGIN) * _ONE + 0.5).astype(np.int32)
+
+
+def _col(rgb: np.ndarray) -> tuple[float, float, float, float]:
+    """Opaque RGBA drawing colour; no clipping: cv2 saturates scalar colours to the image depth."""
+    r, g, b = np.asarray(rgb, np.float64).tolist()
+    return (r, g, b, 255.0)
+
+
+def _mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Linear blend from a (t=0) to b (t=1)."""
+    return a * (1.0 - t) + b * t
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    """Normalise (..., 2) vectors (a sum over a length-2 axis is slow in numpy, hypot is not)."""
+    return v / np.maximum(np.hypot(v[..., 0], v[..., 1]), 1e-6)[..., None]
+
+
+def _fill(canvas: np.ndarray, points: np.ndarray, colour: np.ndarray) -> None:
+    """Anti-aliased filled polygon from canonical points."""
+    cv2.fillPoly(canvas, [_fix(points)], _col(colour), _AA, _SHIFT)
+
+
+def _stroke(canvas: np.ndarray, lines: list[np.ndarray], colour: np.ndarray, thickness: int = 1) -> None:
+    """Draw already fixed-point polylines in one call (one call per colour keeps drawing cheap)."""
+    if len(lines):
+        cv2.polylines(canvas, lines, False, _col(colour), thickness, _AA, _SHIFT)
+
+
+def _ellipse(canvas: np.ndarray, centre: tuple, axes: tuple, angle: float, colour: np.ndarray, thick: int = -1,
+             arc: tuple = (0, 360)) -> None:
+    """Anti-aliased ellipse (filled when thick is -1) at canonical coordinates."""
+    c = (int((centre[0] + _MARGIN) * _ONE + 0.5), int((centre[1] + _MARGIN) * _ONE + 0.5))
+    a = (max(int(axes[0] * _ONE + 0.5), 1), max(int(axes[1] * _ONE + 0.5), 1))
+    cv2.ellipse(canvas, c, a, angle, arc[0], arc[1], _col(colour), thick, _AA, _SHIFT)
+
+
+@functools.lru_cache(maxsize=8)
+def _banks(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-seed noise banks; identities and images crop them instead of drawing fresh noise."""
+    rng = np.random.default_rng([_TAG_BANK, seed])
+    raw = rng.standard_normal((2, _BANK, _BANK), dtype=np.float32)
+    fine = cv2.GaussianBlur(raw[0], (0, 0), 0.6)
+    coarse = cv2.GaussianBlur(raw[1], (0, 0), 2.2)
+    # Sensor noise as uint8 around 128 (std 16) so adding it stays in cv2's fast 8-bit path.
+    camera = np.clip(128.0 + 16.0 * rng.standard_normal((160, 160, 3)), 0, 255).astype(np.uint8)
+    return fine / fine.std(), coarse / coarse.std(), camera
+
+
+def _crop(bank: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """A random size x size window of a bank, flipped or transposed: many distinct patterns per bank."""
+    y, x, flip = rng.integers(0, [bank.shape[0] - size, bank.shape[1] - size, 8])
+    patch = bank[y : y + size, x : x + size]
+    if flip & 1:
+        patch = patch[::-1]
+    if flip & 2:
+        patch = patch[:, ::-1]
+    if flip & 4:
+        patch = patch.swapaxes(0, 1)
+    return patch
+
+
+class _Draws:
+    """Hands out pre-drawn uniforms and normals: one generator call instead of a hundred."""
+
+    def __init__(self, rng: np.random.Generator, n: int) -> None:
+        """Draw n uniforms and n standard normals up front."""
+        self.u = rng.random(n).tolist()
+        self.g = rng.standard_normal(n).tolist()
+        self.i = 0
+        self.j = 0
+
+    def uniform(self, low: float, high: float) -> float:
+        """The next uniform, scaled to [low, high)."""
+        self.i += 1
+        return low + (high - low) * self.u[self.i - 1]
+
+    def normal(self, mean: float, std: float) -> float:
+        """The next normal with this mean and standard deviation."""
+        self.j += 1
+        return mean + std * self.g[self.j - 1]
+
+    def choice(self, p: np.ndarray | list[float]) -> int:
+        """Index drawn with probability proportional to p."""
+        weights = list(p)
+        x = self.uniform(0.0, 1.0) * sum(weights)
+        for k, w in enumerate(weights):
+            x -= w
+            if x < 0:
+                return k
+        return len(weights) - 1
+
+
+@dataclass(slots=True)
+class _Identity:
+    """One synthetic person: parameters (canonical template pixels) and pre-rendered static layers."""
+
+    skin: np.ndarray
+    colours: dict
+    cx: float
+    eye_y: float
+    eye_h: float
+    iris_r: float
+    crease: float
+    lash: int
+    lip_low: float
+    mouth_y: float
+    mouth_w: float
+    mouth_basis: np.ndarray
+    smile_lines: float
+    eye_base: np.ndarray
+    eye_profile: np.ndarray
+    eye_centres: np.ndarray
+    brow_poly: np.ndarray
+    brow_lift: np.ndarray
+    brow_strands: np.ndarray
+    brow_strand_lift: np.ndarray
+    folds: list[np.ndarray]
+    glasses: tuple | None
+    static_lm: np.ndarray
+    base: np.ndarray
+    overlay: tuple | None
+    normals: np.ndarray
+    albedo: np.ndarray
+    depth_slopes: np.ndarray
+    eye_depth: float
+
+
+def _jaw(cx: float, w: float, top_y: float, chin_y: float, power: float, taper: float, sym: float) -> np.ndarray:
+    """The 17 iBUG jaw points: a tapered superellipse from ear to ear via the chin."""
+    phi = np.linspace(0.0, math.pi, 17)
+    c, s = np.cos(phi), np.sin(phi)
+    e = 2.0 / power
+    x = cx - w * np.sign(c) * np.abs(c) ** e * (1.0 - taper * s**2) * (1.0 + 0.02 * sym * np.sign(c))
+    y = top_y + (chin_y - top_y) * np.abs(s) ** e
+    return np.column_stack([x, y])
+
+
+def _dense(points: np.ndarray) -> np.ndarray:
+    """Insert smoothed midpoints so an outline through few landmarks stays round."""
+    mid = (points[:-1] + points[1:]) / 2
+    prev = np.concatenate([points[:1], points[:-2]])
+    nxt = np.concatenate([points[2:], points[-1:]])
+    mid += ((points[:-1] - prev) - (nxt - points[1:])) / 16
+    out = np.empty((len(points) * 2 - 1, 2))
+    out[0::2] = points
+    out[1::2] = mid
+    return out
+
+
+def _sample_in(mask: np.ndarray, rng: np.random.Generator, n: int, box: tuple) -> np.ndarray:
+    """Up to n canonical points uniformly inside a rasterised canvas mask, within box (x0, y0, x1, y1)."""
+    lo = -_MARGIN + 0.5  # keep candidates on the canvas so no index needs clipping
+    hi = _CANVAS - _MARGIN - 1.5
+    x0, y0, x1, y1 = max(box[0], lo), max(box[1], lo), min(box[2], hi), min(box[3], hi)
+    cand = rng.random((n * 4, 2)) * np.array([x1 - x0, y1 - y0]) + np.array([x0, y0])
+    ij = (cand + (_MARGIN + 0.5)).astype(np.intp)
+    return cand[mask[ij[:, 1], ij[:, 0]] > 0][:n]
+
+
+def _strands(starts: np.ndarray, dirs: np.ndarray, lengths: np.ndarray, bend: np.ndarray) -> np.ndarray:
+    """Slightly curved hairs as (n, 4, 2) canonical polylines."""
+    perp = np.column_stack([-dirs[:, 1], dirs[:, 0]])
+    t = np.array([0.0, 0.33, 0.66, 1.0])[None, :, None]
+    return (
+        starts[:, None, :]
+        + dirs[:, None, :] * (lengths[:, None, None] * t)
+        + perp[:, None, :] * (bend[:, None, None] * 4.0 * t * (1.0 - t))
+    )
+
+
+def _gauss(d2: np.ndarray) -> np.ndarray:
+    """exp(-d2 / 2), exactly zero far out: float32 subnormals would make later arithmetic ~100x slower."""
+    return np.exp(-0.5 * np.minimum(d2, 50.0)) * (d2 < 50.0)
+
+
+def _gauss_terms(bumps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """1-D Gaussians and derivatives on the low-res grid for bumps (K, 5): x0, y0, sx, sy, amplitude."""
+    dx = (_LOW_XY[None, :] - bumps[:, 0:1]) / bumps[:, 2:3]
+    dy = (_LOW_XY[None, :] - bumps[:, 1:2]) / bumps[:, 3:4]
+    gx = _gauss(dx * dx)
+    gy = _gauss(dy * dy)
+    return gx, gy, -dx / bumps[:, 2:3] * gx, -dy / bumps[:, 3:4] * gy
+
+
+def _normals(cx: float, cy: float, a: float, relief: np.ndarray) -> np.ndarray:
+    """Unit normals (3, LOW, LOW) of a head ellipsoid plus Gaussian relief (nose, brows, cheeks, chin)."""
+    b = 64.0
+    u = (_LOW_XY[None, :] - cx) / a
+    v = (_LOW_XY[:, None] - cy) / b
+    w = np.maximum(np.sqrt(np.clip(1.0 - u * u - v * v, 0.0, None)), 0.22)
+    gx, gy, dgx, dgy = _gauss_terms(relief)
+    amp = relief[:, 4:5]
+    # einsum, not matmul: OpenBLAS may thread these small products and stall when cores are busy.
+    nx = (0.9 * u / w - np.einsum("ky,kx->yx", amp * gy, dgx)).astype(np.float32)
+    ny = (0.9 * a * v / (b * w) - np.einsum("ky,kx->yx", amp * dgy, gx)).astype(np.float32)
+    nz = 1.0 / np.sqrt(nx * nx + ny * ny + 1.0)
+    return np.stack([nx * nz, ny * nz, nz])
+
+
+def _colour_map(spots: np.ndarray) -> np.ndarray:
+    """Multiplicative albedo (LOW, LOW, 3) from Gaussian spots (K, 5 + 3 channel amplitudes)."""
+    gx, gy, _, _ = _gauss_terms(spots[:, :5])
+    planes = [1.0 + np.einsum("ky,kx->yx", spots[:, 5 + c : 6 + c] * gy, gx) for c in range(3)]
+    return cv2.merge([plane.astype(np.float32) for plane in planes])
+
+
+def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
+    """Front and back hair polygons and strands; all fixed per identity."""
+    cx, w, jaw_top, top = p["cx"], p["face_w"], p["jaw_top"], p["top"]
+    # Styles: 0 short, 1 medium, 2 long, 3 buzz / receding, 4 fringe, 5 curly volume.
+    vol = d.uniform(*((1, 4), (3, 8), (3, 8), (0, 1.5), (2, 6), (8, 15))[style])
+    side_bottom = d.uniform(*((50, 62), (68, 88), (80, 104), (46, 56), (56, 84), (64, 90))[style])
+    side_w = d.uniform(*((2, 4), (4, 8), (4, 10), (1.5, 3), (3, 7), (3, 7))[style])
+    hairline = d.uniform(10, 22) + (d.uniform(4, 14) if style == 3 else 0.0)
+    if style == 4:
+        hairline = d.uniform(29, 37)
+    temple_y = p["eye_y"] - d.uniform(12, 20)
+    recess = d.uniform(0, 8) * (1.0 if style in (0, 3) else 0.3)
+    power = d.uniform(2, 5)
+    part = (d.choice([1.0, 1.0, 1.0]) - 1) * d.uniform(6, 16)
+    jag = d.uniform(1.5, 3.5) if style == 4 else d.uniform(0, 1.0)
+    jag_phase, jag_freq = d.uniform(0, 6.3), d.uniform(0.5, 0.9)
+    bumps = d.uniform(1, 3) if style == 5 else d.uniform(0, 0.8)
+    bump_freq, ph0, ph1 = round(d.uniform(9, 16)), d.uniform(0, 6.3), d.uniform(0, 6.3)
+
+    r = vol + bumps * (np.sin(bump_freq * _PSI40 + ph0) + 0.5 * np.sin(2.3 * bump_freq * _PSI40 + ph1))
+    crown = np.column_stack([cx + (w + r) * np.cos(_PSI40), jaw_top - (jaw_top - top + r) * np.sin(_PSI40)])
+    side_vol = vol * (0.3 if style in (0, 3) else 0.8)
+    right = np.column_stack([cx + w + np.linspace(side_vol, vol, 6), np.linspace(side_bottom, jaw_top, 6)])
+    left = np.column_stack([2 * cx - right[::-1, 0], right[::-1, 1]])
+    outer = np.concatenate([right, crown[1:-1], left])
+    wt = w - side_w - 1.0
+    x = np.linspace(-wt, wt, 33)
+    u = x / wt
+    line = (
+        hairline
+        + (temple_y - hairline) * np.abs(u) ** power
+        + recess * np.exp(-(((np.abs(u) - 0.62) / 0.2) ** 2))
+        + (3.0 * np.exp(-(((x - part) / 4.0) ** 2)) if part else 0.0)
+        + jag * np.sin(jag_freq * x + jag_phase) * (1 - np.abs(u) ** 4)
+    )
+    inner = np.concatenate(
+        [[[cx - w + side_w, side_bottom], [cx - w + side_w, temple_y + 3]], np.column_stack([cx + x, line]),
+         [[cx + w - side_w, temple_y + 3], [cx + w - side_w, side_bottom]]]
+    )
+    front = np.concatenate([outer, inner])
+
+    back = None
+    if style in (1, 2, 5):
+        length = d.uniform(*{1: (95, 118), 2: (125, 150), 5: (85, 110)}[style])
+        spread = vol + d.uniform(2, 7)
+        arc = np.column_stack(
+            [cx + (w + spread) * np.cos(_PSI40), jaw_top - (jaw_top - top + vol) * np.sin(_PSI40)]
+        )
+        back = np.concatenate(
+            [[[cx + w + spread - 2, length], [cx + w + spread, jaw_top + 20]], arc[1:-1],
+             [[cx - w - spread, jaw_top + 20], [cx - w - spread + 2, length]]]
+        )
+
+    # Strands flow away from the parting; curly hair gets short random arcs instead.
+    mask = np.zeros((_CANVAS, _CANVAS), np.uint8)
+    cv2.fillPoly(mask, [_fix(front)], 255, cv2.LINE_8, _SHIFT)
+    box = (cx - w - vol - 6, top - vol - 2, cx + w + vol + 6, jaw_top + 60)
+    n = int({0: 110, 1: 150, 2: 150, 3: 40, 4: 150, 5: 170}[style] * d.uniform(0.7, 1.2))
+    starts = _sample_in(mask, rng, n, box)
+    k = len(starts)
+    noise = rng.standard_normal((k, 3))
+    if style == 5:
+        dirs = _unit(noise[:, :2])
+        lengths = 2.5 + 1.2 * np.abs(noise[:, 2])
+        bend = np.clip(noise[:, 2], -2, 2)
+    else:
+        gravity = d.uniform(0.4, 1.2) + (1.5 if style == 4 else 0.0)
+        dirs = _unit(_unit(starts - [cx + part, top - vol]) + [0.0, gravity] + 0.25 * noise[:, :2])
+        lengths = (7.0 + 2.0 * noise[:, 2]).clip(4, 11) * (0.45 if style == 3 else 1.0)
+        bend = np.clip(noise[:, 2] * 0.6, -1.2, 1.2)
+    hairs = _strands(starts, dirs, lengths, bend)
+    back_hairs = np.zeros((0, 4, 2))
+    if back is not None:
+        mask[:] = 0
+        cv2.fillPoly(mask, [_fix(back)], 255, cv2.LINE_8, _SHIFT)
+        cv2.fillPoly(mask, [_fix(p["jaw"])], 0, cv2.LINE_8, _SHIFT)
+        mask[: int(jaw_top + _MARGIN)] = 0
+        starts = _sample_in(mask, rng, 70, (cx - w - vol - 10, jaw_top, cx + w + vol + 10, 150))
+        g = rng.standard_normal((len(starts), 3))
+        dirs = _unit(np.column_stack([np.sign(starts[:, 0] - cx) * 0.15, np.ones(len(starts))]) + 0.15 * g[:, :2])
+        back_hairs = _strands(starts, dirs, 10 + 2 * g[:, 2], np.clip(g[:, 2], -1.5, 1.5))
+    density = d.uniform(0.45, 0.7) if style == 3 else 1.0
+    return front, back, hairs, back_hairs, density
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _identity(seed: int, identity: int) -> _Identity:
+    """Sample one person and pre-render everything about them that no expression changes."""
+    rng = np.random.default_rng([_TAG_IDENTITY, seed, identity])
+    d = _Draws(rng, 192)  # about 120 uniforms and 25 normals are used
+    male = d.uniform(0, 1)
+    age = min(max(d.normal(0.4, 0.22), 0.0), 1.0)
+
+    tone = d.uniform(0, 1) ** 0.8 * (len(_SKIN) - 1)
+    k = min(int(tone), len(_SKIN) - 2)
+    skin = _mix(_SKIN[k], _SKIN[k + 1], tone - k) * np.exp([d.normal(0, 0.04) for _ in range(3)])
+    skin = (skin * [1.0, 1.0 - 0.04 * male, 1.0 - 0.03 * male]).astype(np.float32)
+    dark = 1.0 - tone / (len(_SKIN) - 1)
+    hair_p = _HAIR_P * [1 + 3 * dark, 1 + dark, 1, 1, 1 - dark, 1 - dark, 1 + 4 * age**2, 5 * age**3]
+    hair = _HAIR[d.choice(hair_p)] * np.exp([d.normal(0, 0.08) for _ in range(3)])
+    brow = _mix(hair * 0.8, skin * 0.35, 0.3 if hair.mean() > 120 else 0.0)
+    iris = _IRIS[d.choice(_IRIS_P * [1 + 3 * dark, 1 + dark, 1, 1 - dark, 1 - dark, 1 - dark])]
+    iris = iris * np.exp([d.normal(0, 0.1) for _ in range(3)])
+    lip = skin * [0.86, 0.58, 0.6] * d.uniform(0.85, 1.05)
+
+    # Geometry jitters around the ArcFace template, as real faces do after 5-point alignment.
+    cx = 56.0 + d.normal(0, 0.5)
+    eye_y = 51.6 + d.normal(0, 1.0)
+    eye_dx = 17.6 + d.normal(0, 0.9)
+    eye_w, eye_h = d.uniform(6.0, 8.0), d.uniform(2.4, 3.7)
+    eye_tilt, eye_skew = d.normal(0, 0.9), d.uniform(0.7, 1.4)
+    nose_y, nose_w = 71.7 + d.normal(0, 1.4), d.uniform(5.5, 8.5) + 0.8 * male
+    nose_bridge, nose_depth = d.uniform(2.3, 4.0), d.uniform(5.0, 9.0)
+    mouth_y, mouth_w = 92.3 + d.normal(0, 1.5), 14.6 + d.normal(0, 1.2)
+    face_w = d.uniform(37.0, 42.5) + 1.5 * male
+    jaw_top = eye_y + d.uniform(-2.0, 4.0)
+    lip_up = d.uniform(2.0, 4.2) * (1.1 - 0.2 * male)
+    lip_low = d.uniform(2.8, 5.2) * (1.1 - 0.2 * male)
+    # The chin stays below a fully opened lower lip (the jaw itself does not move).
+    chin_y = max(d.uniform(101.0, 109.5), mouth_y + lip_low + 11.5)
+    sym = d.normal(0, 0.6)
+    jaw = _jaw(cx, face_w, jaw_top, chin_y, d.uniform(1.7, 2.6) + 0.3 * male, d.uniform(0.04, 0.16), sym)
+    top = d.uniform(-8.0, 2.0)
+    p = {"cx": cx, "face_w": face_w, "jaw_top": jaw_top, "top": top, "eye_y": eye_y, "jaw": jaw}
+    style_p = [0.45, 0.12, 0.04, 0.22, 0.07, 0.10] if male > 0.55 else [0.10, 0.28, 0.34, 0.02, 0.16, 0.10]
+    front, back, hairs, back_hairs, density = _hair(p, d, rng, d.choice(style_p))
+
+    canvas = np.zeros((_CANVAS, _CANVAS, 4), np.uint8)
+    if back is not None:
+        _fill(canvas, back, hair * 0.82)
+        _stroke(canvas, list(_fix(back_hairs)), hair * 0.55)
+        _stroke(canvas, list(_fix(back_hairs[::3])), hair * 1.2)
+    # The neck only shows when the head is shrunk or shifted, but then it must be there. No clothes:
+    # a per-person shirt colour in the corners would be an identity shortcut.
+    neck_w = face_w * 0.62
+    _fill(canvas, np.array([[cx - neck_w, jaw[4, 1] - 8], [cx - neck_w - 2, 134], [cx + neck_w + 2, 134],
+                            [cx + neck_w, jaw[12, 1] - 8]]), skin * 0.78)
+    ear_w, ear_h = d.uniform(4.0, 6.0), d.uniform(9.5, 12.5)
+    for s in (-1.0, 1.0):
+        centre = (cx + s * (face_w - 1.0 - 0.3 * ear_w), eye_y + 11)
+        _ellipse(canvas, centre, (ear_w, ear_h), s * 8, skin * 0.93)
+        helix = (-80, 80) if s > 0 else (100, 260)
+        _ellipse(canvas, centre, (ear_w * 0.6, ear_h * 0.75), s * 8, skin * 0.7, 1, helix)
+    forehead = np.column_stack([cx + face_w * np.cos(_PSI20), jaw_top - (jaw_top - top - 2) * np.sin(_PSI20)])
+    _fill(canvas, np.concatenate([_dense(jaw), forehead[1:-1]]), skin)
+
+    # Fine identity detail: moles, freckles, wrinkles. Fixed per person, so it is identity signal.
+    for _ in range(int(rng.poisson(1.3))):
+        mx, my_ = cx + d.uniform(-0.85, 0.85) * face_w, d.uniform(eye_y - 25, chin_y - 4)
+        _ellipse(canvas, (mx, my_), (d.uniform(0.6, 1.5),) * 2, 0, skin * d.uniform(0.3, 0.6) * [1.0, 0.85, 0.8])
+    if d.uniform(0, 1) < 0.22:
+        m = int(d.uniform(30, 90))
+        g = rng.standard_normal((m, 4))
+        pts = np.column_stack([cx + np.sign(g[:, 0]) * np.abs(14 + 8 * g[:, 1]), nose_y - 4 + 5 * g[:, 2]])
+        dots = np.stack([pts, pts + 0.3 * g[:, 2:4]], 1)
+        _stroke(canvas, list(_fix(dots)), skin * d.uniform(0.7, 0.85) * [1.0, 0.9, 0.85], 1)
+    lines = []
+    for i in range(int(d.uniform(0, 3.99) * (age > 0.3))):
+        xs = np.linspace(-1, 1, 7)
+        y0 = eye_y - 16 - 4.0 * i + d.normal(0, 0.8)
+        lines.append(np.column_stack([cx + xs * d.uniform(10, 18), y0 + d.uniform(0.5, 2.5) * xs**2
+                                      + 0.4 * rng.standard_normal(7)]))
+    if age > 0.45:
+        for s in (-1.0, 1.0):
+            ex = cx + s * (eye_dx + eye_w + 1.5)
+            for _ in range(int(d.uniform(1, 3.99))):
+                a = math.radians(d.uniform(-35, 35))
+                lines.append(np.array([[ex, eye_y], [ex + s * 4 * math.cos(a), eye_y + 4 * math.sin(a)]]))
+            ey = eye_y + eye_h + d.uniform(2.0, 3.5)
+            lines.append(np.array([[-4.0, ey], [0.0, ey + 1], [4.0, ey]]) + [cx + s * (eye_dx + 0.5), 0])
+    _stroke(canvas, [_fix(ln) for ln in lines], skin * (0.85 - 0.25 * age))
+
+    # Beard: stubble, goatee or full, with strands; a mustache sometimes on its own.
+    bearded = male > 0.55 and d.uniform(0, 1) < 0.4 + 0.2 * age
+    beard_kind = d.choice([0.45, 0.3, 0.25]) + 1 if bearded else 0
+    mustache = beard_kind > 1 or (male > 0.55 and d.uniform(0, 1) < 0.12)
+    beard_col = hair * 0.9
+    if beard_kind or mustache:
+        mask = np.zeros((_CANVAS, _CANVAS), np.uint8)
+        thick = d.uniform(0.15, 0.3) if beard_kind == 1 else d.uniform(0.35, 0.65)
+        if beard_kind:
+            low_lip = mouth_y + lip_low + 1.5
+            if beard_kind == 2:
+                under_lip = [[cx + mouth_w * 0.75, mouth_y + 2.5], [cx + mouth_w * 0.5, low_lip],
+                             [cx - mouth_w * 0.5, low_lip], [cx - mouth_w * 0.75, mouth_y + 2.5]]
+                poly = np.concatenate([jaw[5:12], under_lip])
+            else:
+                cheek = nose_y + d.uniform(-2, 6)
+                poly = np.concatenate([jaw[1:16], [[jaw[15, 0] - 4, cheek], [cx + mouth_w + 4, mouth_y - 3],
+                                                   [cx + mouth_w * 0.45, low_lip], [cx - mouth_w * 0.45, low_lip],
+                                                   [cx - mouth_w - 4, mouth_y - 3], [jaw[1, 0] + 4, cheek]]])
+            _fill(canvas, poly, _mix(skin, beard_col, thick))
+            cv2.fillPoly(mask, [_fix(poly)], 255, cv2.LINE_8, _SHIFT)
+        if mustache:
+            t_, b_ = nose_y + 4.5, mouth_y - lip_up + 0.5
+            poly = np.array([[cx - mouth_w - 2, b_ + 2], [cx - mouth_w * 0.6, t_ + 1.5], [cx, t_ + 0.5],
+                             [cx + mouth_w * 0.6, t_ + 1.5], [cx + mouth_w + 2, b_ + 2], [cx + mouth_w * 0.5, b_],
+                             [cx, b_ - 0.5], [cx - mouth_w * 0.5, b_]])
+            _fill(canvas, poly, _mix(skin, beard_col, max(thick, 0.5)))
+            cv2.fillPoly(mask, [_fix(poly)], 255, cv2.LINE_8, _SHIFT)
+        box = (cx - face_w, nose_y - 4, cx + face_w, chin_y + 2)
+        pts = _sample_in(mask, rng, 260 if beard_kind == 1 else 200, box)
+        g = rng.standard_normal((len(pts), 3))
+        dirs = _unit(np.column_stack([(pts[:, 0] - cx) * 0.03, np.ones(len(pts))]) + 0.4 * g[:, :2])
+        length = (1.0 + 0.25 * g[:, 2]) if beard_kind == 1 else (3.2 + 0.7 * g[:, 2])
+        _stroke(canvas, list(_fix(_strands(pts, dirs, length, 0.3 * g[:, 2]))), hair * 0.6)
+
+    # Nose: nostrils, wings, a faint bridge and a tip highlight (the relief below adds the shading).
+    for s in (-1.0, 1.0):
+        _ellipse(canvas, (cx + s * nose_w * 0.5, nose_y + 3.2), (nose_w * 0.3, 1.1), -s * 18, skin * 0.3)
+    ctrl = np.array([[[s * nose_w * 0.85, -2.5], [s * nose_w * 1.35, 1.0], [s * nose_w * 0.75, 3.8]]
+                     for s in (-1, 1)])
+    _stroke(canvas, list(_fix(_BEZ7 @ ctrl + [cx, nose_y])), skin * 0.68)
+    bridge = np.array([[[s * nose_bridge, eye_y + 2 - nose_y], [s * nose_bridge * 1.1, -5.0]] for s in (-1, 1)])
+    _stroke(canvas, list(_fix(bridge + [cx, nose_y])), skin * 0.9)
+    _ellipse(canvas, (cx, nose_y - 1.0), (2.2, 1.3), 0, skin * 1.08)
+
+    hair_layer = np.zeros_like(canvas)
+    _fill(hair_layer, front, _mix(skin, hair, density))
+    _stroke(hair_layer, list(_fix(hairs[::2])), hair * 0.6)
+    _stroke(hair_layer, list(_fix(hairs[1::2])), _mix(hair * 1.35, np.array([255.0, 240.0, 210.0]), 0.12))
+
+    # Shading relief and colour: nose, brow ridges, eye sockets, cheekbones, lips, chin; blush, eye shadow.
+    relief = np.array(
+        [[cx, (eye_y + nose_y) / 2, nose_bridge * 0.8, (nose_y - eye_y) / 2.2, nose_depth * 0.7],
+         [cx, nose_y - 1.5, nose_w * 0.55, 3.5, nose_depth * 0.6],
+         [cx - eye_dx, eye_y - 8, 8, 3, d.uniform(1, 3)], [cx + eye_dx, eye_y - 8, 8, 3, d.uniform(1, 3)],
+         [cx - eye_dx, eye_y, 7, 4.5, -d.uniform(2, 4)], [cx + eye_dx, eye_y, 7, 4.5, -d.uniform(2, 4)],
+         [cx - 23, eye_y + 14, 7, 6, d.uniform(1, 3)], [cx + 23, eye_y + 14, 7, 6, d.uniform(1, 3)],
+         [cx, mouth_y, mouth_w * 0.6, 3.5, d.uniform(1, 2.5)], [cx, chin_y - 8, 7, 5, d.uniform(1, 3)]],
+        np.float32,
+    )
+    normals = _normals(cx, eye_y + 10.0, face_w + 1.0, relief)
+    blush, shadow, stubble = d.uniform(0, 0.1), d.uniform(0.04, 0.12), 0.06 * male * d.uniform(0, 1)
+    albedo = _colour_map(np.array(
+        [[cx - 22, nose_y + 2, 8, 6, 0, 0, -blush, -blush], [cx + 22, nose_y + 2, 8, 6, 0, 0, -blush, -blush],
+         [cx - eye_dx, eye_y - 2, 7, 3.5, 0, -shadow, -shadow, -shadow * 0.7],
+         [cx + eye_dx, eye_y - 2, 7, 3.5, 0, -shadow, -shadow, -shadow * 0.7],
+         [cx, mouth_y + 6, 18, 9, 0, -stubble, -stubble, -stubble * 0.5]], np.float32))
+    fine, coarse, _ = _banks(seed)
+    # Skin texture multiplies the colour (x128 fixed point): it is albedo, and premultiplied alpha stays valid.
+    amp = d.uniform(1.2, 2.6) * (0.8 + 0.6 * age)
+    fine_w, coarse_w = amp * d.uniform(0.6, 1.0), amp * d.uniform(0.3, 0.8)
+    texture = cv2.addWeighted(_crop(fine, rng, _CANVAS), fine_w, _crop(coarse, rng, _CANVAS), coarse_w, 128.0,
+                              dtype=cv2.CV_8U)
+    factor = cv2.cvtColor(texture, cv2.COLOR_GRAY2BGRA)
+    factor[..., 3] = 128
+    canvas = cv2.multiply(canvas, factor, scale=1.0 / 128.0)
+    canvas = cv2.add(hair_layer, cv2.multiply(canvas, cv2.cvtColor(255 - hair_layer[..., 3], cv2.COLOR_GRAY2BGRA),
+                                              scale=1.0 / 255.0))
+
+    # Hair that covers where per-image features (brows, eyes, mouth) go is re-laid over them later.
+    brow_gap, brow_len, brow_thick = d.uniform(7.0, 10.5), d.uniform(1.9, 2.4), d.uniform(1.8, 3.2) + 0.9 * male
+    x0 = int(cx - eye_dx - eye_w * brow_len * 0.62 - 3 + _MARGIN)
+    x1 = int(cx + eye_dx + eye_w * brow_len * 0.62 + 4 + _MARGIN)
+    y0 = int(eye_y - brow_gap - 12 + _MARGIN)
+    y1 = int(mouth_y + lip_low + 10 + _MARGIN)
+    zone = hair_layer[y0:y1, x0:x1, 3]
+    ys, xs = np.nonzero(zone)
+    overlay = None
+    if len(ys):
+        oy0, oy1, ox0, ox1 = y0 + ys.min(), y0 + ys.max() + 1, x0 + xs.min(), x0 + xs.max() + 1
+        crop = hair_layer[oy0:oy1, ox0:ox1].copy()
+        overlay = (oy0, oy1, ox0, ox1, crop)
+
+    # Eyes: lid geometry relative to the corners; openness is applied per image.
+    eye_base = np.empty((2, 9, 2))
+    for k, s in enumerate((-1.0, 1.0)):
+        ex, ey = cx + s * eye_dx, eye_y - 0.2 * s
+        outer = np.array([ex + s * eye_w, ey - eye_tilt])
+        inner = np.array([ex - s * eye_w * 0.92, ey + 0.3])
+        eye_base[k] = outer + (inner - outer) * _T9[:, None]
+    eye_profile = np.stack([np.sin(math.pi * _T9**eye_skew) ** 0.8, np.sin(math.pi * _T9) ** 1.2])
+    eye_centres = np.array([[cx - eye_dx, eye_y + 0.2], [cx + eye_dx, eye_y - 0.2]])
+
+    # Brows: outline and hair strands at rest; lift (y, per unit of raise) grows towards the inner end.
+    # The right brow's outline mirrors the left one; its hairs are drawn independently.
+    arch, slant = d.uniform(0.5, 3.5), d.normal(0, 1.2)
+    ex, y_ = cx - eye_dx, eye_y - brow_gap
+    outer = [ex - eye_w * brow_len * 0.62, y_ + 1.5 + 0.3 * slant]
+    inner = [ex + eye_w * 1.05, y_ + 0.5 - 0.3 * slant]
+    peak = [outer[0] + (inner[0] - outer[0]) * 0.38, outer[1] + (inner[1] - outer[1]) * 0.38 - arch - 2.0]
+    left = _BEZ11 @ np.array([outer, peak, inner])
+    tangent = _unit(np.gradient(left, axis=0))
+    mirror = np.array([-1.0, 1.0])
+    centre = np.stack([left, left * mirror + [2 * cx, 0.0]])
+    tangent = np.stack([tangent, tangent * mirror])
+    normal = np.stack([tangent[..., 1], -tangent[..., 0]], -1) * np.array([1.0, -1.0])[:, None, None]
+    half = (brow_thick * (0.35 + 0.65 * _T11) / 2)[None, :, None]
+    brow_poly = np.concatenate([centre + normal * half, (centre - normal * half)[:, ::-1]], axis=1)
+    sh = rng.random((2, int(d.uniform(18, 34)), 4))
+    t = sh[..., 0]
+    i0 = np.minimum((t * 10).astype(int), 9)
+    f = (t * 10 - i0)[..., None]
+    rows = np.arange(2)[:, None]
+    pos = centre[rows, i0] * (1 - f) + centre[rows, i0 + 1] * f
+    nrm, tan = normal[rows, i0], tangent[rows, i0]
+    start = pos + nrm * ((sh[..., 1:2] - 0.5) * brow_thick * (0.35 + 0.65 * t[..., None]))
+    up = t[..., None] ** 3  # hairs near the inner end point up, the rest lie along the brow
+    direction = _unit(-tan * (1 - up) + nrm * (up + 0.5 * (sh[..., 2:3] - 0.5)))
+    brow_strands = np.stack([start, start + direction * (2.0 + 2.0 * sh[..., 3:4])], 2).reshape(-1, 2, 2)
+    brow_t = np.concatenate([_T11, _T11[::-1]])
+    brow_lift = np.stack([np.zeros(22), 0.8 + 0.4 * brow_t], 1)[None]
+    strand_t = t.reshape(-1)
+    strand_lift = np.stack([np.zeros_like(strand_t), (0.8 + 0.4 * strand_t) * _ONE], 1)[:, None, :]
+
+    # Nasolabial folds at rest; a smile darkens them per image.
+    folds = []
+    for s in (-1.0, 1.0):
+        a_ = np.array([cx + s * (nose_w + 2.0), nose_y + 1.0])
+        c_ = np.array([cx + s * (mouth_w + 4.0), mouth_y + 4.0])
+        folds.append(_fix(_BEZ6 @ np.stack([a_, (a_ + c_) / 2 + [s * 3.0, 0.0], c_])))
+
+    # Lip profiles over u: cupid's bow on the upper lip, fuller in the middle for both.
+    u = _U_ALL
+    shape = np.maximum(1.0 - u * u, 0.0)
+    bow = d.uniform(0.0, 1.3) * (np.exp(-(((np.abs(u) - 0.3) / 0.18) ** 2)) - 0.6 * np.exp(-((u / 0.12) ** 2)))
+    mouth_basis = np.stack(
+        [u, u * u, lip_up * shape**0.6 + bow, lip_low * shape**0.5, shape**0.9, shape, 0.25 * sym * u]
+    )
+
+    glasses = None
+    if d.uniform(0, 1) < 0.16:
+        e = [2.0, 4.0, 2.6][int(d.uniform(0, 2.99))]
+        gw, gh = d.uniform(4.0, 6.5), d.uniform(4.0, 6.5)
+        tt = np.linspace(0, 2 * math.pi, 28, endpoint=False)
+        c, s_ = np.cos(tt), np.sin(tt)
+        rx, ry = eye_w + gw, eye_h + gh
+        shape = np.column_stack([np.sign(c) * np.abs(c) ** (2 / e) * rx, np.sign(s_) * np.abs(s_) ** (2 / e) * ry])
+        left, right = np.array([cx - eye_dx, eye_y + 1]), np.array([cx + eye_dx, eye_y + 1])
+        rims = [_fix(left + shape), _fix(right + shape)]
+        bridge = [[left[0] + rx - 0.5, eye_y - 1], [cx, eye_y - 2.5], [right[0] - rx + 0.5, eye_y - 1]]
+        arms = [_fix(np.array(bridge)),
+                _fix(np.array([[left[0] - rx, eye_y - 1], [cx - face_w + 1, eye_y - 2]])),
+                _fix(np.array([[right[0] + rx, eye_y - 1], [cx + face_w - 1, eye_y - 2]]))]
+        glasses = (rims, arms, _FRAMES[int(d.uniform(0, len(_FRAMES) - 0.01))], 1 + int(d.uniform(0, 1) < 0.45),
+                   [left + shape.mean(0), right + shape.mean(0)])
+
+    static = np.zeros((NUM_LANDMARKS, 2))
+    static[0:17] = jaw
+    static[27:31] = np.column_stack([np.full(4, cx), np.linspace(eye_y + 0.5, nose_y, 4)])
+    static[31:36] = [[cx - nose_w, nose_y + 3.0], [cx - nose_w * 0.5, nose_y + 4.0], [cx, nose_y + 4.6],
+                     [cx + nose_w * 0.5, nose_y + 4.0], [cx + nose_w, nose_y + 3.0]]
+
+    # Depth proxy for the pose warp: a head dome and the nose; smooth everywhere so the warp never folds.
+    dx = _LOW_XY[None, :] - cx
+    dy = _LOW_XY[:, None]
+    depth = 30.0 * _gauss((dx * dx) / 900.0 + (dy - 62.0) ** 2 / 1764.0)
+    depth += (nose_depth + 3.0) * _gauss((dx * dx) / 25.0 + (dy - nose_y + 4.0) ** 2 / 64.0)
+
+    slopes = _slopes(depth.astype(np.float32))
+    sclera = _mix(np.array([226.0, 224.0, 218.0]), skin, 0.15)
+    colours = {
+        "mouth": _col(_MOUTH_DARK), "teeth": _col(_TEETH), "lip_up": _col(lip * 0.88), "lip_low": _col(lip * 1.02),
+        "lip_line": _col(lip * 0.45), "lip_shine": _col(_mix(lip, np.array([255.0, 235.0, 230.0]), 0.35)),
+        "brow_fill": _col(_mix(skin, brow, d.uniform(0.35, 0.75))), "brow_hair": _col(brow * 0.9),
+        "lid": _col(skin * 0.72), "crease": _col(skin * 0.75), "lash": _col(_LASH), "sclera": _col(sclera),
+        "iris": _col(iris), "limbus": _col(iris * 0.5), "pupil": (8.0, 6.0, 6.0, 255.0),
+        "glint": (250.0, 250.0, 250.0, 255.0),
+    }
+    return _Identity(
+        skin=skin, colours=colours, cx=cx, eye_y=eye_y, eye_h=eye_h, iris_r=d.uniform(2.9, 3.6),
+        crease=d.uniform(1.8, 3.5) if d.uniform(0, 1) < 0.7 else 0.0,
+        lash=2 if d.uniform(0, 1) < 0.35 * (1.2 - male) + 0.1 else 1, lip_low=lip_low, mouth_y=mouth_y,
+        mouth_w=mouth_w, mouth_basis=mouth_basis, smile_lines=0.08 + 0.25 * age + d.uniform(0, 0.1),
+        eye_base=eye_base, eye_profile=eye_profile, eye_centres=eye_centres, brow_poly=brow_poly,
+        brow_lift=brow_lift, brow_strands=_fix(brow_strands), brow_strand_lift=strand_lift, folds=folds,
+        glasses=glasses, static_lm=static, base=canvas, overlay=overlay,
+        # Cached per process, so stored small: normals x127 as int8, albedo x128 as uint8.
+        normals=np.round(normals * 127.0).astype(np.int8),
+        albedo=cv2.merge([*cv2.split(np.minimum(albedo * 128.0 + 0.5, 255.0).astype(np.uint8)),
+                          np.full((_LOW, _LOW), 128, np.uint8)]),
+        depth_slopes=slopes,
+        eye_depth=float(cv2.remap(slopes, np.float32([[[(cx + _MARGIN - 0.5) / 2, (eye_y + _MARGIN - 0.5) / 2]]]), None,
+                                  cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0, 0, 0]),
+    )
+
+
+@dataclass(slots=True)
+class _Nuisance:
+    """Per-image draws: pose, expression, lighting and degradations."""
+
+    yaw: float
+    pitch: float
+    roll: float
+    scale: float
+    shift: np.ndarray
+    smile: float
+    open: float
+    brow: float
+    blink: float
+    gaze: np.ndarray
+    lights: np.ndarray
+    ambient: float
+    specular: float
+    glasses: bool
+    glare: float
+    gains: list[float]
+    contrast: float
+    gamma: float
+    blur: float
+    noise: float
+    jpeg: int
+    occlude: bool
+
+
+def _nuisance(rng: np.random.Generator) -> _Nuisance:
+    """Draw one image's nuisance; the fixed draw layout keeps each field's stream stable."""
+    u = rng.random(20).tolist()
+    g = rng.standard_normal(14).tolist()
+    az = u[0] * 2 * math.pi
+    lz = 0.5 + 0.45 * u[1]
+    lr = math.sqrt(1 - lz * lz)
+    lx, ly = lr * math.cos(az), lr * math.sin(az) - 0.15  # light from slightly above, on average
+    norm = math.sqrt(lx * lx + ly * ly + lz * lz)
+    lx, ly, lz = lx / norm, ly / norm, lz / norm
+    hnorm = math.sqrt(lx * lx + ly * ly + (lz + 1.0) ** 2)
+    # Columns: light direction (diffuse) and the half vector to the viewer (specular).
+    lights = np.array([[lx, lx / hnorm], [ly, ly / hnorm], [lz, (lz + 1.0) / hnorm]])
+    return _Nuisance(
+        yaw=min(max(0.16 * g[0], -0.38), 0.38),
+        pitch=min(max(0.08 * g[1], -0.2), 0.2),
+        roll=min(max(4.5 * g[2], -12.0), 12.0),
+        scale=min(max(math.exp(0.035 * g[3]), 0.92), 1.07),
+        shift=np.array([min(max(1.5 * g[4], -3.5), 3.5), min(max(1.5 * g[5], -3.5), 3.5)]),
+        smile=min(max(0.15 + 0.4 * g[6], -0.4), 1.0),
+        open=0.15 + 0.85 * u[3] if u[2] < 0.3 else 0.0,
+        brow=min(max(0.5 * g[7], -1.0), 1.0),
+        blink=0.25 * u[5] if u[4] < 0.06 else 1.0,
+        gaze=np.array([min(max(0.6 * g[8], -1.3), 1.3), min(max(0.3 * g[9], -0.8), 0.8)]),
+        lights=lights,
+        ambient=0.35 + 0.35 * u[6],
+        specular=0.3 * u[7],
+        glasses=u[8] < 0.88,
+        glare=u[9],
+        gains=[math.exp(0.045 * g[10 + c] + 0.1 * g[13]) for c in range(3)],
+        contrast=0.8 + 0.32 * u[10],
+        gamma=math.exp(0.24 * (u[11] - 0.5)),
+        blur=0.3 + 0.6 * u[13] if u[12] < 0.4 else 0.0,
+        noise=5.0 * u[14],
+        jpeg=int(40 + 56 * u[16]) if u[15] < 0.4 else 0,
+        occlude=u[17] < 0.15,
+    )
+
+
+def _features(p: _Identity, nz: _Nuisance, canvas: np.ndarray) -> np.ndarray:
+    """Draw the expression-dependent parts (mouth, brows, eyes) and return all 68 canonical landmarks."""
+    lm = p.static_lm.copy()
+    c = p.colours
+
+    # Mouth: rows of p.mouth_basis are u, u^2, and the lip profiles; a smile lifts and widens the
+    # corners, opening the mouth drops the lower lip.
+    u, u2, prof_up, prof_low, prof_drop, prof_open, tilt = p.mouth_basis
+    base = p.mouth_y + nz.smile * (0.6 - 2.6 * u2) + tilt
+    drop = (5.0 * nz.open) * prof_drop
+    ys = np.empty((4, len(u)))
+    np.subtract(base, prof_up, out=ys[0])
+    np.subtract(base, (0.8 * nz.open) * prof_open, out=ys[1])
+    np.add(base, drop, out=ys[2])
+    np.add(ys[2], prof_low, out=ys[3])
+    x = p.cx + u * (p.mouth_w * (1.0 + 0.07 * nz.smile))
+    n = len(_U17)
+    lm[48:55, 0], lm[48:55, 1] = x[n : n + 7], ys[0, n : n + 7]
+    lm[55:60, 0], lm[55:60, 1] = x[n + 7 : n + 12], ys[3, n + 7 : n + 12]
+    lm[60:65, 0], lm[60:65, 1] = x[n + 12 : n + 17], ys[1, n + 12 : n + 17]
+    lm[65:68, 0], lm[65:68, 1] = x[n + 17 :], ys[2, n + 17 :]
+    lips = np.empty((4, n, 2), np.int32)
+    lips[..., 0] = (x[:n] + _MARGIN) * _ONE + 0.5
+    lips[..., 1] = (ys[:, :n] + _MARGIN) * _ONE + 0.5
+    uo, ui, li, lo = lips
+    if nz.open > 0.05:
+        cv2.fillPoly(canvas, [np.concatenate([ui, li[::-1]])], c["mouth"], _AA, _SHIFT)
+        teeth = ui.copy()
+        teeth[:, 1] += (min(2.6, 6.0 * nz.open) * _ONE * prof_open[:n]).astype(np.int32)
+        cv2.fillPoly(canvas, [np.concatenate([ui, teeth[::-1]])], c["teeth"], _AA, _SHIFT)
+    cv2.fillPoly(canvas, [np.concatenate([uo, ui[::-1]])], c["lip_up"], _AA, _SHIFT)
+    cv2.fillPoly(canvas, [np.concatenate([li, lo[::-1]])], c["lip_low"], _AA, _SHIFT)
+    cv2.polylines(canvas, [ui], False, c["lip_line"], 1, _AA, _SHIFT)
+    shine = lo[6:11].copy()
+    shine[:, 1] -= int(p.lip_low * 0.45 * _ONE)
+    cv2.polylines(canvas, [shine], False, c["lip_shine"], 1, _AA, _SHIFT)
+    _stroke(canvas, p.folds, p.skin * (1.0 - 0.5 * (p.smile_lines + 0.25 * max(nz.smile, 0.0))))
+
+    # Brows: raised or lowered as a whole, the inner ends a little more (expression).
+    lift = -1.8 * nz.brow
+    polys = p.brow_poly + lift * p.brow_lift
+    cv2.fillPoly(canvas, _fix(polys), c["brow_fill"], _AA, _SHIFT)
+    lm[17:27] = (polys[_BROW_ROW, _BROW_TOP] + polys[_BROW_ROW, _BROW_BOTTOM]).reshape(10, 2) * 0.5
+    hairs = p.brow_strands + (lift * p.brow_strand_lift).astype(np.int32)
+    cv2.polylines(canvas, hairs, False, c["brow_hair"], 1, _AA, _SHIFT)
+
+    # Eyes: sclera and iris composited inside the lid outline, then lower lid, crease and lash line.
+    openness = nz.blink * (1.0 - 0.25 * max(nz.smile, 0.0)) * (1.0 + 0.15 * max(nz.brow, 0.0))
+    upper = p.eye_base.copy()
+    upper[..., 1] -= (p.eye_h * openness) * p.eye_profile[0]
+    lower = p.eye_base.copy()
+    lower[..., 1] += (p.eye_h * 0.75 * max(openness, 0.15) * (0.7 + 0.3 * openness)) * p.eye_profile[1]
+    lm[36:42] = [upper[0, 0], upper[0, 3], upper[0, 5], upper[0, 8], lower[0, 5], lower[0, 3]]
+    lm[42:48] = [upper[1, 8], upper[1, 5], upper[1, 3], upper[1, 0], lower[1, 3], lower[1, 5]]
+    fu, fl = _fix(upper), _fix(lower)
+    flicks = fu[:, [1, 0, 0]] + _FLICK
+    if openness >= 0.3:
+        for k in range(2):
+            _eye(canvas, p, nz, fu[k], fl[k], k)
+        cv2.polylines(canvas, fl, False, c["lid"], 1, _AA, _SHIFT)
+        if p.crease > 0:
+            cv2.polylines(canvas, fu[:, 1:-1] - [0, int(p.crease * _ONE)], False, c["crease"], 1, _AA, _SHIFT)
+    cv2.polylines(canvas, fu, False, c["lash"], p.lash, _AA, _SHIFT)
+    cv2.polylines(canvas, flicks, False, c["lash"], 1, _AA, _SHIFT)
+    return lm
+
+
+def _eye(canvas: np.ndarray, p: _Identity, nz: _Nuisance, upper: np.ndarray, lower: np.ndarray, k: int) -> None:
+    """Sclera, iris, pupil and catch-light, drawn in a small patch and masked by the lid outline."""
+    poly = np.concatenate([upper, lower[::-1]])
+    x0, y0 = (poly.min(0) >> _SHIFT).tolist()
+    x1, y1 = ((poly.max(0) >> _SHIFT) + 2).tolist()
+    roi = canvas[y0:y1, x0:x1]
+    # A hard mask is enough: the anti-aliased lash and lid lines drawn next cover its edge.
+    mask = np.zeros(roi.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [poly - [x0 << _SHIFT, y0 << _SHIFT]], 255, cv2.LINE_8, _SHIFT)
+    c = p.colours
+    inside = np.empty_like(roi)
+    inside[:] = c["sclera"]
+    cx, cy = (p.eye_centres[k] + nz.gaze + _MARGIN - [x0, y0]) * _ONE
+    ci = (int(cx + 0.5), int(cy + 0.5))
+    r = int(p.iris_r * _ONE + 0.5)
+    cv2.circle(inside, ci, r, c["iris"], -1, _AA, _SHIFT)
+    cv2.circle(inside, ci, r, c["limbus"], 1, _AA, _SHIFT)
+    cv2.circle(inside, ci, int(p.iris_r * 0.45 * _ONE + 0.5), c["pupil"], -1, _AA, _SHIFT)
+    hx = cx + (0.9 - 0.8 * float(nz.lights[0, 0])) * _ONE
+    cv2.circle(inside, (int(hx), int(cy - 0.9 * _ONE)), int(0.55 * _ONE), c["glint"], -1, _AA, _SHIFT)
+    np.copyto(roi, inside, where=mask[..., None] > 0)
+
+
+def _draw_glasses(canvas: np.ndarray, p: _Identity, nz: _Nuisance) -> None:
+    """Frames (fixed per person) and, in some images, a glare streak on one lens."""
+    rims, arms, colour, thick, centres = p.glasses
+    cv2.polylines(canvas, rims, True, _col(colour), thick, _AA, _SHIFT)
+    _stroke(canvas, arms, colour, thick)
+    if nz.glare > 0.6:
+        c = centres[int(nz.glare * 10) % 2]
+        _stroke(canvas, [_fix(np.array([c + [-3.0, 2.0], c + [1.0, -3.0]]))], np.array([245.0, 245.0, 250.0]), 2)
+
+
+def _pose(p: _Identity, nz: _Nuisance) -> tuple[np.ndarray, np.ndarray]:
+    """Affine from posed canonical to output pixels, and the (yaw, pitch) depth-displacement gains."""
+    gains = np.array([math.sin(nz.yaw), math.sin(nz.pitch)])
+    # Shift so the eye midpoint stays put, as 5-point alignment of a real turned face would do.
+    anchor = p.eye_depth * gains
+    a = math.radians(nz.roll)
+    rot = nz.scale * np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    centre = np.array([56.0, 62.0])
+    t = centre + nz.shift - rot @ (centre + anchor)
+    return np.concatenate([rot, t[:, None]], axis=1), gains
+
+
+def _depth_at(p: _Identity, pts: np.ndarray) -> np.ndarray:
+    """Depth and its x, y slopes (N, 3) at canonical points, interpolated by cv2 as the pixel warp does."""
+    g = ((pts + (_MARGIN - 0.5)) * 0.5).astype(np.float32).reshape(-1, 1, 2)
+    z = cv2.remap(p.depth_slopes, g, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return z.reshape(-1, 3).astype(np.float64)
+
+
+def _slopes(depth: np.ndarray) -> np.ndarray:
+    """Depth with its x and y slopes per canonical pixel (the grid step is 2 pixels) as 3 channels."""
+    dy, dx = np.gradient(depth)
+    return cv2.merge([depth, 0.5 * dx, 0.5 * dy])
+
+
+def _project(p: _Identity, lm: np.ndarray, affine: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """Output-pixel landmarks: solve posed - gains * depth(posed) = lm (Newton), then apply the affine."""
+    posed = lm
+    if gains.any():
+        g0, g1 = gains.tolist()
+        posed = lm + _depth_at(p, lm)[:, :1] * gains
+        for _ in range(8):
+            z = _depth_at(p, posed)
+            r = posed - z[:, :1] * gains - lm
+            if np.abs(r).max() < 0.02:  # cv2 interpolates in 1/32 steps: finer is noise
+                break
+            # Jacobian [[1 - g0 zx, -g0 zy], [-g1 zx, 1 - g1 zy]], inverted in closed form per point.
+            a, b, c, d = 1 - g0 * z[:, 1], -g0 * z[:, 2], -g1 * z[:, 1], 1 - g1 * z[:, 2]
+            det = a * d - b * c
+            posed = posed - np.stack([d * r[:, 0] - b * r[:, 1], a * r[:, 1] - c * r[:, 0]], 1) / det[:, None]
+    return posed @ affine[:, :2].T + affine[:, 2]
+
+
+def _warp(p: _Identity, canvas: np.ndarray, affine: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """Resample the canvas into the output: inverse affine, then the depth displacement for yaw/pitch."""
+    inv = cv2.invertAffineTransform(affine)
+    to_canvas = inv.copy()
+    to_canvas[:, 2] += _MARGIN
+    field = cv2.transform(_GRID, to_canvas)
+    # The depth displacement is smooth: sample it on every other output pixel and upsample
+    # (within ~0.05 px of sampling it everywhere, which is what the landmarks use).
+    half = np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5]])
+    to_low = (inv @ np.vstack([half, [0.0, 0.0, 1.0]])) * 0.5
+    to_low[:, 2] += (_MARGIN - 0.5) * 0.5
+    depth = p.depth_slopes[..., 0]
+    scaled = cv2.merge([depth * np.float32(gains[0]), depth * np.float32(gains[1])])
+    shift = cv2.warpAffine(scaled, to_low, (FACE_SIZE // 2, FACE_SIZE // 2),
+                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    shift = cv2.resize(shift, (FACE_SIZE, FACE_SIZE))
+    field = cv2.subtract(field, shift)
+    return cv2.remap(canvas, field, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def _background(rng: np.random.Generator) -> np.ndarray:
+    """Per-image backdrop: a muted four-corner gradient with a few soft-edged shapes."""
+    u = rng.random(28).tolist()
+    grey, spread = 40 + 180 * u[0], 40 + 140 * u[1]
+    corners = np.array(u[2:14]).reshape(2, 2, 3) * spread + (grey - spread / 2)
+    bg = cv2.resize(np.clip(corners, 0, 255).astype(np.uint8), (FACE_SIZE, FACE_SIZE))
+    for k in range(int(u[14] * 5)):
+        colour = tuple(min(max(grey + (c - 0.5) * 220, 0.0), 255.0) for c in u[15 + k : 18 + k])
+        x, y, w, h = (int(v * FACE_SIZE) for v in u[20 + k : 24 + k])
+        kind = int(u[24 + k % 4] * 3)
+        if kind == 0:
+            cv2.rectangle(bg, (x, y), (x + w // 2 + 6, y + h // 2 + 6), colour, -1, _AA)
+        elif kind == 1:
+            cv2.circle(bg, (x, y), w // 4 + 4, colour, -1, _AA)
+        else:
+            cv2.line(bg, (x, y), (w, h), colour, 1 + h % 3, _AA)
+    return bg
+
+
+def _occlude(img: np.ndarray, lm: np.ndarray, rng: np.random.Generator) -> None:
+    """Something in front of the face: a patch, a hand-sized blob at the side, or a mask over the mouth."""
+    u = rng.random(8)
+    colour = tuple((rng.random(3) * 255).tolist())
+    kind = int(u[0] * 3)
+    if kind == 0:
+        cx, cy = lm[int(u[1] * NUM_LANDMARKS)]
+        w, h = 10 + 20 * u[2], 10 + 20 * u[3]
+        cv2.rectangle(img, (int(cx - w / 2), int(cy - h / 2)), (int(cx + w / 2), int(cy + h / 2)), colour, -1, _AA)
+    elif kind == 1:
+        c = lm[3 if u[1] < 0.5 else 13]
+        axes = (int(10 + 8 * u[2]), int(16 + 12 * u[3]))
+        cv2.ellipse(img, (int(c[0]), int(c[1])), axes, 60 * u[4] - 30, 0, 360, colour, -1, _AA)
+    else:
+        pts = lm[[2, 14, 12, 8, 4]].copy()
+        pts[:2, 1] = lm[29, 1]
+        cv2.fillPoly(img, [(pts * _ONE).astype(np.int32)], colour, _AA, _SHIFT)
+
+
+def _render(seed: int, identity: int, image: int) -> tuple[np.ndarray, np.ndarray]:
+    """The RGB image and output-pixel landmarks of one (seed, identity, image)."""
+    p = _identity(seed, identity)
+    rng = np.random.default_rng([_TAG_IMAGE, seed, identity, image])
+    nz = _nuisance(rng)
+    canvas = p.base.copy()
+    lm = _features(p, nz, canvas)
+    if p.overlay is not None:
+        y0, y1, x0, x1, crop = p.overlay
+        roi = canvas[y0:y1, x0:x1]
+        roi[:] = crop + (roi * (255 - crop[..., 3:4].astype(np.uint16)) + 127) // 255
+    if p.glasses is not None and nz.glasses:
+        _draw_glasses(canvas, p, nz)
+
+    # Lambertian light with a per-image direction, on the half-resolution grid, scaled so that a
+    # surface facing the camera keeps its colour (x128: the canvas multiply below is 8-bit).
+    (lx, hx), (ly, hy), (lz, hz) = nz.lights.tolist()
+    n_x, n_y, n_z = p.normals * np.float32(1.0 / 127.0)
+    front = 128.0 / (nz.ambient + (1.0 - nz.ambient) * lz)
+    shade = np.maximum(n_x * lx + n_y * ly + n_z * lz, 0.0)
+    shade *= (1.0 - nz.ambient) * front
+    shade += nz.ambient * front
+    spec = np.maximum(n_x * hx + n_y * hy + n_z * hz, 0.01)  # floored: 0.01**12 is still a normal float
+    spec *= spec
+    spec *= spec
+    shade += (nz.specular * front) * spec * spec * spec  # Blinn-Phong exponent 12
+    low = cv2.multiply(cv2.cvtColor(cv2.convertScaleAbs(shade), cv2.COLOR_GRAY2BGRA), p.albedo, scale=1.0 / 128.0)
+    low[..., 3] = 128  # alpha x1 in the x128 multiply below
+    canvas = cv2.multiply(canvas, cv2.resize(low, (_CANVAS, _CANVAS)), scale=1.0 / 128.0)
+
+    affine, gains = _pose(p, nz)
+    points = _project(p, lm, affine, gains)
+    # Keep every landmark inside the frame by nudging the translation (pixels follow the same affine).
+    under = np.maximum(0.5 - points.min(0), 0.0)
+    over = np.maximum(points.max(0) - (FACE_SIZE - 1.5), 0.0)
+    if under.any() or over.any():
+        affine[:, 2] += under - over
+        points += under - over
+    fg = _warp(p, canvas, affine, gains)
+
+    bg = _background(rng)
+    keep = cv2.cvtColor(255 - fg[..., 3], cv2.COLOR_GRAY2RGB)
+    img = cv2.add(cv2.cvtColor(fg, cv2.COLOR_RGBA2RGB), cv2.multiply(bg, keep, scale=1.0 / 255.0))
+
+    # Camera: colour cast, contrast, gamma in one table; then occluder, blur, sensor noise, JPEG.
+    x = np.arange(256, dtype=np.float32)
+    mean = sum(cv2.mean(img)[:3]) / 3.0
+    lut = ((x[:, None] - mean) * nz.contrast + mean) * np.array(nz.gains, np.float32)
+    lut = 255.0 * (np.minimum(np.maximum(lut, 0), 255) / 255.0) ** nz.gamma
+    img = cv2.LUT(img, lut.astype(np.uint8)[:, None, :])
+    if nz.occlude:
+        _occlude(img, points, rng)
+    if nz.blur:
+        img = cv2.GaussianBlur(img, (5, 5), nz.blur)
+    if nz.noise > 0.5:
+        gain = nz.noise / 16.0
+        y, x = rng.integers(0, 160 - FACE_SIZE, 2).tolist()
+        img = cv2.addWeighted(img, 1.0, _banks(seed)[2][y : y + FACE_SIZE, x : x + FACE_SIZE], gain, -128.0 * gain)
+    if nz.jpeg:
+        _, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, nz.jpeg])
+        img = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return img, points.astype(np.float32)
+
+
+def render_face(seed: int, identity: int, image: int) -> FaceSample:
+    """Render image `image` of generator identity `identity` under `seed`; its label is `identity`."""
+    _check_index("seed", seed)
+    _check_index("identity", identity)
+    _check_index("image", image)
+    img, landmarks = _render(int(seed), int(identity), int(image))
+    return FaceSample(image=img, label=int(identity), landmarks=landmarks, landmark_source="synthetic")
+
+
+class SyntheticFaces:
+    """A virtual data set of identities x images_per_identity synthetic faces, rendered on demand."""
+
+    def __init__(
+        self, identities: int = 200, images_per_identity: int = 12, seed: int = 0, first_identity: int = 0
+    ) -> None:
+        """Describe the data set; nothing is rendered until a sample is requested."""
+        for name, value, least in (("identities", identities, 1), ("images_per_identity", images_per_identity, 1),
+                                   ("seed", seed, 0), ("first_identity", first_identity, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+        self.identities = int(identities)
+        self.images_per_identity = int(images_per_identity)
+        self.seed = int(seed)
+        self.first_identity = int(first_identity)
+        first = self.first_identity
+        self.identity_names: list[str] = [f"synthetic_{first + i:05d}" for i in range(self.identities)]
+        self.labels: np.ndarray = np.repeat(np.arange(self.identities, dtype=np.int64), self.images_per_identity)
+
+    def __len__(self) -> int:
+        """Number of images."""
+        return self.identities * self.images_per_identity
+
+    def __getitem__(self, index: int) -> FaceSample:
+        """Render sample `index`: local identity index // images_per_identity, image index % that number."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index must be an integer, got {type(index).__name__}")
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} samples")
+        label, image = divmod(int(index) % n, self.images_per_identity)
+        img, landmarks = _render(self.seed, self.first_identity + label, image)
+        return FaceSample(image=img, label=label, landmarks=landmarks, landmark_source="synthetic")
+
+    def batch(self, indices: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Render images (n,112,112,3) uint8, labels (n,) int64 and landmarks (n,68,2) float32."""
+        idx = np.asarray(indices).reshape(-1)
+        if idx.size and not np.issubdtype(idx.dtype, np.integer):
+            raise TypeError(f"indices must be integers, got {idx.dtype}")
+        images = np.empty((len(idx), FACE_SIZE, FACE_SIZE, 3), np.uint8)
+        landmarks = np.empty((len(idx), NUM_LANDMARKS, 2), np.float32)
+        labels = np.empty(len(idx), np.int64)
+        for k, i in enumerate(idx.tolist()):
+            sample = self[i]
+            images[k], labels[k], landmarks[k] = sample.image, sample.label, sample.landmarks
+        return images, labels, landmarks
