@@ -73,9 +73,7 @@ def inverse_dct(
     part of what a picture of it should show.
     """
     upsample = _check_upsample(upsample)
-    ks = tuple(range(NUM_FREQUENCIES)) if channels is None else tuple(_check_channels(channels, "channels"))
-    if len(set(ks)) != len(ks):
-        raise ValueError(f"channels must not repeat a frequency, got {ks}")
+    ks = tuple(range(NUM_FREQUENCIES)) if channels is None else _check_channels(channels, "channels")
     if not isinstance(planes, torch.Tensor) or not planes.is_floating_point():
         raise ValueError(f"planes must be a floating-point torch.Tensor, got {_describe(planes)}")
     if planes.ndim == 5 and channels is None and planes.shape[1:3] == (3, NUM_FREQUENCIES):
