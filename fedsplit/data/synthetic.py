@@ -90,6 +90,39 @@ _BROW_ROW = np.array([[0], [1]])
 # The lash line ends in a small outward flick at each outer corner.
 _FLICK = (np.array([[[0, 0], [0, 0], [-1.6, -1.2]], [[0, 0], [0, 0], [1.6, -1.2]]]) * _ONE).astype(np.int32)
 _PSI40 = np.linspace(0.0, math.pi, 40)
+_COS40, _SIN40 = np.cos(_PSI40), np.sin(_PSI40)
+_COS20, _SIN20 = np.cos(_PSI20), np.sin(_PSI20)
+# Jaw superellipse terms over its 17 angles, and the hairline's fixed profile over 33 points.
+_JAW_PHI = np.linspace(0.0, math.pi, 17)
+_JAW_SIGN = np.sign(np.cos(_JAW_PHI))
+_JAW_C, _JAW_S = np.abs(np.cos(_JAW_PHI)), np.abs(np.sin(_JAW_PHI))
+_JAW_S2 = np.sin(_JAW_PHI) ** 2
+_T6 = np.linspace(0.0, 1.0, 6)
+_X7 = np.linspace(-1.0, 1.0, 7)
+_X33 = np.linspace(-1.0, 1.0, 33)
+_ABS33 = np.abs(_X33)
+_RECESS33 = np.exp(-(((_ABS33 - 0.62) / 0.2) ** 2))
+_EDGE33 = 1 - _ABS33**4
+# A hair is a bent 4-point polyline: position along it and the bend profile at each point.
+_ST = np.array([0.0, 0.33, 0.66, 1.0])[None, :, None]
+_SB = 4.0 * _ST * (1.0 - _ST)
+_EYE_LOWER = np.sin(math.pi * _T9) ** 1.2
+# Derivative of the quadratic Bezier weights: brow tangents without a finite difference.
+_DBEZ11 = np.stack([-2 * (1 - _T11), 2 - 4 * _T11, 2 * _T11], 1)
+_BROW_T = np.concatenate([_T11, _T11[::-1]])
+_BROW_LIFT = np.stack([np.zeros(22), 0.8 + 0.4 * _BROW_T], 1)[None]
+_NOSE_SIDE = np.array([[[-0.85, -2.5], [-1.35, 1.0], [-0.75, 3.8]], [[0.85, -2.5], [1.35, 1.0], [0.75, 3.8]]])
+_NOSE_CTRL_Y = np.array([[0.0, 1.0]])
+_T4 = np.linspace(0.0, 1.0, 4)
+# Mouth basis rows over u: u, u^2, upper and lower lip profiles (scaled per person), drop, open, tilt.
+_LIP_SHAPE = np.maximum(1.0 - _U_ALL * _U_ALL, 0.0)
+_LIP_BOW = np.exp(-(((np.abs(_U_ALL) - 0.3) / 0.18) ** 2)) - 0.6 * np.exp(-((_U_ALL / 0.12) ** 2))
+_MOUTH_BASIS = np.stack([_U_ALL, _U_ALL**2, _LIP_SHAPE**0.6, _LIP_SHAPE**0.5, _LIP_SHAPE**0.9, _LIP_SHAPE, _U_ALL])
+_SUPER = np.linspace(0, 2 * math.pi, 28, endpoint=False)
+_SUPER_C, _SUPER_S = np.cos(_SUPER), np.sin(_SUPER)
+# Texture banks are int8 at this many units per standard deviation (clipped at about 5 sigma).
+_TEX = 24.0
+_ALPHA128 = np.full((_CANVAS, _CANVAS), 128, np.uint8)
 
 
 def _check_index(name: str, value: int) -> None:
@@ -105,7 +138,7 @@ def _fix(points: np.ndarray) -> np.ndarray:
 
 def _col(rgb: np.ndarray) -> tuple[float, float, float, float]:
     """Opaque RGBA drawing colour; no clipping: cv2 saturates scalar colours to the image depth."""
-    r, g, b = np.asarray(rgb, np.float64).tolist()
+    r, g, b = rgb.tolist() if isinstance(rgb, np.ndarray) else np.asarray(rgb, np.float64).tolist()
     return (r, g, b, 255.0)
 
 
@@ -124,8 +157,8 @@ def _fill(canvas: np.ndarray, points: np.ndarray, colour: np.ndarray) -> None:
     cv2.fillPoly(canvas, [_fix(points)], _col(colour), _AA, _SHIFT)
 
 
-def _stroke(canvas: np.ndarray, lines: list[np.ndarray], colour: np.ndarray, thickness: int = 1) -> None:
-    """Draw already fixed-point polylines in one call (one call per colour keeps drawing cheap)."""
+def _stroke(canvas: np.ndarray, lines: list[np.ndarray] | np.ndarray, colour: np.ndarray, thickness: int = 1) -> None:
+    """Draw already fixed-point polylines (a list, or an (n, k, 2) array) in one call per colour."""
     if len(lines):
         cv2.polylines(canvas, lines, False, _col(colour), thickness, _AA, _SHIFT)
 
@@ -139,27 +172,35 @@ def _ellipse(canvas: np.ndarray, centre: tuple, axes: tuple, angle: float, colou
 
 
 @functools.lru_cache(maxsize=8)
-def _banks(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-seed noise banks; identities and images crop them instead of drawing fresh noise."""
+def _banks(seed: int) -> tuple[tuple, tuple, np.ndarray]:
+    """Per-seed noise banks; identities and images crop them instead of drawing fresh noise.
+
+    The skin-texture banks are int8 (x _TEX per standard deviation), each with a transposed copy, so a
+    crop in any of 8 orientations is a plain strided view that cv2 reads without a slow transposing copy.
+    """
     rng = np.random.default_rng([_TAG_BANK, seed])
     raw = rng.standard_normal((2, _BANK, _BANK), dtype=np.float32)
-    fine = cv2.GaussianBlur(raw[0], (0, 0), 0.6)
-    coarse = cv2.GaussianBlur(raw[1], (0, 0), 2.2)
+    banks = []
+    for plane, sigma in ((raw[0], 0.6), (raw[1], 2.2)):
+        blurred = cv2.GaussianBlur(plane, (0, 0), sigma)
+        b8 = np.clip(np.rint(blurred * (_TEX / blurred.std())), -127, 127).astype(np.int8)
+        banks.append((b8, np.ascontiguousarray(b8.T)))
     # Sensor noise as uint8 around 128 (std 16) so adding it stays in cv2's fast 8-bit path.
     camera = np.clip(128.0 + 16.0 * rng.standard_normal((160, 160, 3)), 0, 255).astype(np.uint8)
-    return fine / fine.std(), coarse / coarse.std(), camera
+    return banks[0], banks[1], camera
 
 
-def _crop(bank: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random size x size window of a bank, flipped or transposed: many distinct patterns per bank."""
-    y, x, flip = rng.integers(0, [bank.shape[0] - size, bank.shape[1] - size, 8])
+def _crop(banks: tuple, u: list[float], size: int) -> np.ndarray:
+    """A size x size window of a bank in one of 8 orientations, chosen by three uniforms u."""
+    f = int(u[2] * 8)
+    bank = banks[f >> 2]
+    n = bank.shape[0] - size
+    y, x = int(u[0] * n), int(u[1] * n)
     patch = bank[y : y + size, x : x + size]
-    if flip & 1:
+    if f & 1:
         patch = patch[::-1]
-    if flip & 2:
+    if f & 2:
         patch = patch[:, ::-1]
-    if flip & 4:
-        patch = patch.swapaxes(0, 1)
     return patch
 
 
@@ -178,10 +219,20 @@ class _Draws:
         self.i += 1
         return low + (high - low) * self.u[self.i - 1]
 
+    def take(self, n: int) -> list[float]:
+        """The next n uniforms in [0, 1)."""
+        self.i += n
+        return self.u[self.i - n : self.i]
+
     def normal(self, mean: float, std: float) -> float:
         """The next normal with this mean and standard deviation."""
         self.j += 1
         return mean + std * self.g[self.j - 1]
+
+    def normals(self, n: int) -> np.ndarray:
+        """The next n standard normals as an array."""
+        self.j += n
+        return np.array(self.g[self.j - n : self.j])
 
     def choice(self, p: np.ndarray | list[float]) -> int:
         """Index drawn with probability proportional to p."""
@@ -231,12 +282,11 @@ class _Identity:
 
 def _jaw(cx: float, w: float, top_y: float, chin_y: float, power: float, taper: float, sym: float) -> np.ndarray:
     """The 17 iBUG jaw points: a tapered superellipse from ear to ear via the chin."""
-    phi = np.linspace(0.0, math.pi, 17)
-    c, s = np.cos(phi), np.sin(phi)
     e = 2.0 / power
-    x = cx - w * np.sign(c) * np.abs(c) ** e * (1.0 - taper * s**2) * (1.0 + 0.02 * sym * np.sign(c))
-    y = top_y + (chin_y - top_y) * np.abs(s) ** e
-    return np.column_stack([x, y])
+    out = np.empty((17, 2))
+    out[:, 0] = cx - w * _JAW_SIGN * _JAW_C**e * (1.0 - taper * _JAW_S2) * (1.0 + 0.02 * sym * _JAW_SIGN)
+    out[:, 1] = top_y + (chin_y - top_y) * _JAW_S**e
+    return out
 
 
 def _dense(points: np.ndarray) -> np.ndarray:
@@ -256,60 +306,89 @@ def _sample_in(mask: np.ndarray, rng: np.random.Generator, n: int, box: tuple) -
     lo = -_MARGIN + 0.5  # keep candidates on the canvas so no index needs clipping
     hi = _CANVAS - _MARGIN - 1.5
     x0, y0, x1, y1 = max(box[0], lo), max(box[1], lo), min(box[2], hi), min(box[3], hi)
-    cand = rng.random((n * 4, 2)) * np.array([x1 - x0, y1 - y0]) + np.array([x0, y0])
+    cand = rng.random((n * 4, 2)) * [x1 - x0, y1 - y0] + [x0, y0]
     ij = (cand + (_MARGIN + 0.5)).astype(np.intp)
     return cand[mask[ij[:, 1], ij[:, 0]] > 0][:n]
 
 
 def _strands(starts: np.ndarray, dirs: np.ndarray, lengths: np.ndarray, bend: np.ndarray) -> np.ndarray:
-    """Slightly curved hairs as (n, 4, 2) canonical polylines."""
-    perp = np.column_stack([-dirs[:, 1], dirs[:, 0]])
-    t = np.array([0.0, 0.33, 0.66, 1.0])[None, :, None]
-    return (
-        starts[:, None, :]
-        + dirs[:, None, :] * (lengths[:, None, None] * t)
-        + perp[:, None, :] * (bend[:, None, None] * 4.0 * t * (1.0 - t))
-    )
-
-
-def _gauss(d2: np.ndarray) -> np.ndarray:
-    """exp(-d2 / 2), exactly zero far out: float32 subnormals would make later arithmetic ~100x slower."""
-    return np.exp(-0.5 * np.minimum(d2, 50.0)) * (d2 < 50.0)
+    """Slightly curved hairs as (n, 4, 2) fixed-point canvas polylines."""
+    along = dirs * (lengths * _ONE)[:, None]
+    perp = dirs[:, ::-1] * (bend * _ONE)[:, None]  # a new array: (dy, dx), made (-dy, dx) below
+    perp[:, 0] *= -1.0
+    base = starts * _ONE + (_MARGIN * _ONE + 0.5)
+    return (base[:, None, :] + along[:, None, :] * _ST + perp[:, None, :] * _SB).astype(np.int32)
 
 
 def _gauss_terms(bumps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """1-D Gaussians and derivatives on the low-res grid for bumps (K, 5): x0, y0, sx, sy, amplitude."""
-    dx = (_LOW_XY[None, :] - bumps[:, 0:1]) / bumps[:, 2:3]
-    dy = (_LOW_XY[None, :] - bumps[:, 1:2]) / bumps[:, 3:4]
-    gx = _gauss(dx * dx)
-    gy = _gauss(dy * dy)
-    return gx, gy, -dx / bumps[:, 2:3] * gx, -dy / bumps[:, 3:4] * gy
+    """1-D Gaussians and derivatives on the low-res grid for bumps (K, 5): x0, y0, sx, sy, amplitude.
+
+    The exponent is capped at 25: far out the terms are ~1e-11, not float32 subnormals (those would
+    make later arithmetic ~100x slower), and products of two stay normal floats too.
+    """
+    k = len(bumps)
+    centre = bumps[:, 0:2].T.reshape(-1, 1)
+    sigma = bumps[:, 2:4].T.reshape(-1, 1)
+    d = (_LOW_XY - centre) / sigma
+    g = np.exp(np.maximum(d * d * -0.5, -25.0))
+    dg = d * g
+    dg /= -sigma
+    return g[:k], g[k:], dg[:k], dg[k:]
 
 
+# Sums of separable bumps are one small matrix product each (m*n*k under ~10^5: far below OpenBLAS's
+# threading threshold, so these stay single-threaded, measured CPU time = wall time).
 def _normals(cx: float, cy: float, a: float, relief: np.ndarray) -> np.ndarray:
-    """Unit normals (3, LOW, LOW) of a head ellipsoid plus Gaussian relief (nose, brows, cheeks, chin)."""
+    """Unit normals x127 as int8 (3, LOW, LOW): a head ellipsoid plus Gaussian relief (nose, brows, cheeks)."""
     b = 64.0
-    u = (_LOW_XY[None, :] - cx) / a
-    v = (_LOW_XY[:, None] - cy) / b
-    w = np.maximum(np.sqrt(np.clip(1.0 - u * u - v * v, 0.0, None)), 0.22)
+    u = (_LOW_XY - cx) / a
+    v = (_LOW_XY - cy) / b
+    # 1 / max(sqrt(1 - u^2 - v^2), 0.22)
+    iw = np.subtract.outer(1.0 - v * v, u * u)
+    np.maximum(iw, 0.0484, out=iw)
+    np.sqrt(iw, out=iw)
+    np.divide(1.0, iw, out=iw)
     gx, gy, dgx, dgy = _gauss_terms(relief)
     amp = relief[:, 4:5]
-    # einsum, not matmul: OpenBLAS may thread these small products and stall when cores are busy.
-    nx = (0.9 * u / w - np.einsum("ky,kx->yx", amp * gy, dgx)).astype(np.float32)
-    ny = (0.9 * a * v / (b * w) - np.einsum("ky,kx->yx", amp * dgy, gx)).astype(np.float32)
-    nz = 1.0 / np.sqrt(nx * nx + ny * ny + 1.0)
-    return np.stack([nx * nz, ny * nz, nz])
+    n = np.empty((3, _LOW, _LOW), np.float32)
+    np.multiply((0.9 * u), iw, out=n[0])
+    n[0] -= (amp * gy).T @ dgx
+    np.multiply((0.9 * a / b * v)[:, None], iw, out=n[1])
+    n[1] -= (amp * dgy).T @ gx
+    nz = n[0] * n[0]
+    nz += n[1] * n[1]
+    nz += 1.0
+    np.sqrt(nz, out=nz)
+    np.divide(127.0, nz, out=n[2])
+    n[0] *= n[2]
+    n[1] *= n[2]
+    return np.rint(n, out=n).astype(np.int8)
 
 
 def _colour_map(spots: np.ndarray) -> np.ndarray:
-    """Multiplicative albedo (LOW, LOW, 3) from Gaussian spots (K, 5 + 3 channel amplitudes)."""
+    """Multiplicative albedo x128 as uint8 (LOW, LOW, 4; alpha 128) from Gaussian spots (K, 5 + 3 amplitudes)."""
     gx, gy, _, _ = _gauss_terms(spots[:, :5])
-    planes = [1.0 + np.einsum("ky,kx->yx", spots[:, 5 + c : 6 + c] * gy, gx) for c in range(3)]
-    return cv2.merge([plane.astype(np.float32) for plane in planes])
+    right = np.zeros((len(spots), _LOW, 4), np.float32)
+    right[..., :3] = gx[:, :, None] * (128.0 * spots[:, None, 5:8])
+    albedo = gy.T @ right.reshape(len(spots), -1)
+    albedo += 128.5
+    return np.minimum(albedo, 255.0).astype(np.uint8).reshape(_LOW, _LOW, 4)
+
+
+def _depth_slopes(bumps: np.ndarray) -> np.ndarray:
+    """Depth and its x, y slopes per canonical pixel (LOW, LOW, 3) of a sum of Gaussian bumps (K, 5)."""
+    gx, gy, dgx, dgy = _gauss_terms(bumps)
+    amp = bumps[:, 4:5]
+    k = len(bumps)
+    right = np.zeros((2 * k, _LOW, 3), np.float32)
+    right[:k, :, 0] = amp * gx
+    right[:k, :, 1] = amp * dgx
+    right[k:, :, 2] = amp * gx
+    return (np.concatenate([gy, dgy]).T @ right.reshape(2 * k, -1)).reshape(_LOW, _LOW, 3)
 
 
 def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
-    """Front and back hair polygons and strands; all fixed per identity."""
+    """Front and back hair polygons and fixed-point strands; all fixed per identity."""
     cx, w, jaw_top, top = p["cx"], p["face_w"], p["jaw_top"], p["top"]
     # Styles: 0 short, 1 medium, 2 long, 3 buzz / receding, 4 fringe, 5 curly volume.
     vol = d.uniform(*((1, 4), (3, 8), (3, 8), (0, 1.5), (2, 6), (8, 15))[style])
@@ -327,39 +406,36 @@ def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
     bumps = d.uniform(1, 3) if style == 5 else d.uniform(0, 0.8)
     bump_freq, ph0, ph1 = round(d.uniform(9, 16)), d.uniform(0, 6.3), d.uniform(0, 6.3)
 
+    # Front outline: right side (6), crown (38), left side (6), then the hairline from left to right.
     r = vol + bumps * (np.sin(bump_freq * _PSI40 + ph0) + 0.5 * np.sin(2.3 * bump_freq * _PSI40 + ph1))
-    crown = np.column_stack([cx + (w + r) * np.cos(_PSI40), jaw_top - (jaw_top - top + r) * np.sin(_PSI40)])
+    front = np.empty((87, 2))
     side_vol = vol * (0.3 if style in (0, 3) else 0.8)
-    right = np.column_stack([cx + w + np.linspace(side_vol, vol, 6), np.linspace(side_bottom, jaw_top, 6)])
-    left = np.column_stack([2 * cx - right[::-1, 0], right[::-1, 1]])
-    outer = np.concatenate([right, crown[1:-1], left])
+    front[:6, 0] = cx + w + side_vol + (vol - side_vol) * _T6
+    front[:6, 1] = side_bottom + (jaw_top - side_bottom) * _T6
+    front[6:44, 0] = cx + (w + r[1:-1]) * _COS40[1:-1]
+    front[6:44, 1] = jaw_top - (jaw_top - top + r[1:-1]) * _SIN40[1:-1]
+    front[44:50, 0] = 2 * cx - front[5::-1, 0]
+    front[44:50, 1] = front[5::-1, 1]
     wt = w - side_w - 1.0
-    x = np.linspace(-wt, wt, 33)
-    u = x / wt
-    line = (
-        hairline
-        + (temple_y - hairline) * np.abs(u) ** power
-        + recess * np.exp(-(((np.abs(u) - 0.62) / 0.2) ** 2))
-        + (3.0 * np.exp(-(((x - part) / 4.0) ** 2)) if part else 0.0)
-        + jag * np.sin(jag_freq * x + jag_phase) * (1 - np.abs(u) ** 4)
-    )
-    inner = np.concatenate(
-        [[[cx - w + side_w, side_bottom], [cx - w + side_w, temple_y + 3]], np.column_stack([cx + x, line]),
-         [[cx + w - side_w, temple_y + 3], [cx + w - side_w, side_bottom]]]
-    )
-    front = np.concatenate([outer, inner])
+    x = wt * _X33
+    line = hairline + (temple_y - hairline) * _ABS33**power + recess * _RECESS33
+    line += jag * np.sin(jag_freq * x + jag_phase) * _EDGE33
+    if part:
+        line += 3.0 * np.exp(-(((x - part) / 4.0) ** 2))
+    front[50:52] = [[cx - w + side_w, side_bottom], [cx - w + side_w, temple_y + 3]]
+    front[52:85, 0] = cx + x
+    front[52:85, 1] = line
+    front[85:87] = [[cx + w - side_w, temple_y + 3], [cx + w - side_w, side_bottom]]
 
     back = None
     if style in (1, 2, 5):
         length = d.uniform(*{1: (95, 118), 2: (125, 150), 5: (85, 110)}[style])
         spread = vol + d.uniform(2, 7)
-        arc = np.column_stack(
-            [cx + (w + spread) * np.cos(_PSI40), jaw_top - (jaw_top - top + vol) * np.sin(_PSI40)]
-        )
-        back = np.concatenate(
-            [[[cx + w + spread - 2, length], [cx + w + spread, jaw_top + 20]], arc[1:-1],
-             [[cx - w - spread, jaw_top + 20], [cx - w - spread + 2, length]]]
-        )
+        back = np.empty((42, 2))
+        back[:2] = [[cx + w + spread - 2, length], [cx + w + spread, jaw_top + 20]]
+        back[2:40, 0] = cx + (w + spread) * _COS40[1:-1]
+        back[2:40, 1] = jaw_top - (jaw_top - top + vol) * _SIN40[1:-1]
+        back[40:] = [[cx - w - spread, jaw_top + 20], [cx - w - spread + 2, length]]
 
     # Strands flow away from the parting; curly hair gets short random arcs instead.
     mask = np.zeros((_CANVAS, _CANVAS), np.uint8)
@@ -367,8 +443,7 @@ def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
     box = (cx - w - vol - 6, top - vol - 2, cx + w + vol + 6, jaw_top + 60)
     n = int({0: 110, 1: 150, 2: 150, 3: 40, 4: 150, 5: 170}[style] * d.uniform(0.7, 1.2))
     starts = _sample_in(mask, rng, n, box)
-    k = len(starts)
-    noise = rng.standard_normal((k, 3))
+    noise = rng.standard_normal((len(starts), 3))
     if style == 5:
         dirs = _unit(noise[:, :2])
         lengths = 2.5 + 1.2 * np.abs(noise[:, 2])
@@ -379,7 +454,7 @@ def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
         lengths = (7.0 + 2.0 * noise[:, 2]).clip(4, 11) * (0.45 if style == 3 else 1.0)
         bend = np.clip(noise[:, 2] * 0.6, -1.2, 1.2)
     hairs = _strands(starts, dirs, lengths, bend)
-    back_hairs = np.zeros((0, 4, 2))
+    back_hairs = None
     if back is not None:
         mask[:] = 0
         cv2.fillPoly(mask, [_fix(back)], 255, cv2.LINE_8, _SHIFT)
@@ -387,7 +462,10 @@ def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
         mask[: int(jaw_top + _MARGIN)] = 0
         starts = _sample_in(mask, rng, 70, (cx - w - vol - 10, jaw_top, cx + w + vol + 10, 150))
         g = rng.standard_normal((len(starts), 3))
-        dirs = _unit(np.column_stack([np.sign(starts[:, 0] - cx) * 0.15, np.ones(len(starts))]) + 0.15 * g[:, :2])
+        dirs = np.empty_like(starts)
+        dirs[:, 0] = np.sign(starts[:, 0] - cx) * 0.15
+        dirs[:, 1] = 1.0
+        dirs = _unit(dirs + 0.15 * g[:, :2])
         back_hairs = _strands(starts, dirs, 10 + 2 * g[:, 2], np.clip(g[:, 2], -1.5, 1.5))
     density = d.uniform(0.45, 0.7) if style == 3 else 1.0
     return front, back, hairs, back_hairs, density
@@ -397,20 +475,20 @@ def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
 def _identity(seed: int, identity: int) -> _Identity:
     """Sample one person and pre-render everything about them that no expression changes."""
     rng = np.random.default_rng([_TAG_IDENTITY, seed, identity])
-    d = _Draws(rng, 192)  # about 120 uniforms and 25 normals are used
+    d = _Draws(rng, 224)  # about 130 uniforms and 30 normals are used
     male = d.uniform(0, 1)
     age = min(max(d.normal(0.4, 0.22), 0.0), 1.0)
 
     tone = d.uniform(0, 1) ** 0.8 * (len(_SKIN) - 1)
     k = min(int(tone), len(_SKIN) - 2)
-    skin = _mix(_SKIN[k], _SKIN[k + 1], tone - k) * np.exp([d.normal(0, 0.04) for _ in range(3)])
+    skin = _mix(_SKIN[k], _SKIN[k + 1], tone - k) * np.exp(0.04 * d.normals(3))
     skin = (skin * [1.0, 1.0 - 0.04 * male, 1.0 - 0.03 * male]).astype(np.float32)
     dark = 1.0 - tone / (len(_SKIN) - 1)
     hair_p = _HAIR_P * [1 + 3 * dark, 1 + dark, 1, 1, 1 - dark, 1 - dark, 1 + 4 * age**2, 5 * age**3]
-    hair = _HAIR[d.choice(hair_p)] * np.exp([d.normal(0, 0.08) for _ in range(3)])
+    hair = _HAIR[d.choice(hair_p)] * np.exp(0.08 * d.normals(3))
     brow = _mix(hair * 0.8, skin * 0.35, 0.3 if hair.mean() > 120 else 0.0)
     iris = _IRIS[d.choice(_IRIS_P * [1 + 3 * dark, 1 + dark, 1, 1 - dark, 1 - dark, 1 - dark])]
-    iris = iris * np.exp([d.normal(0, 0.1) for _ in range(3)])
+    iris = iris * np.exp(0.1 * d.normals(3))
     lip = skin * [0.86, 0.58, 0.6] * d.uniform(0.85, 1.05)
 
     # Geometry jitters around the ArcFace template, as real faces do after 5-point alignment.
@@ -438,8 +516,8 @@ def _identity(seed: int, identity: int) -> _Identity:
     canvas = np.zeros((_CANVAS, _CANVAS, 4), np.uint8)
     if back is not None:
         _fill(canvas, back, hair * 0.82)
-        _stroke(canvas, list(_fix(back_hairs)), hair * 0.55)
-        _stroke(canvas, list(_fix(back_hairs[::3])), hair * 1.2)
+        _stroke(canvas, back_hairs, hair * 0.55)
+        _stroke(canvas, np.ascontiguousarray(back_hairs[::3]), hair * 1.2)
     # The neck only shows when the head is shrunk or shifted, but then it must be there. No clothes:
     # a per-person shirt colour in the corners would be an identity shortcut.
     neck_w = face_w * 0.62
@@ -451,8 +529,12 @@ def _identity(seed: int, identity: int) -> _Identity:
         _ellipse(canvas, centre, (ear_w, ear_h), s * 8, skin * 0.93)
         helix = (-80, 80) if s > 0 else (100, 260)
         _ellipse(canvas, centre, (ear_w * 0.6, ear_h * 0.75), s * 8, skin * 0.7, 1, helix)
-    forehead = np.column_stack([cx + face_w * np.cos(_PSI20), jaw_top - (jaw_top - top - 2) * np.sin(_PSI20)])
-    _fill(canvas, np.concatenate([_dense(jaw), forehead[1:-1]]), skin)
+    dense = _dense(jaw)
+    outline = np.empty((len(dense) + 18, 2))
+    outline[: len(dense)] = dense
+    outline[len(dense) :, 0] = cx + face_w * _COS20[1:-1]
+    outline[len(dense) :, 1] = jaw_top - (jaw_top - top - 2) * _SIN20[1:-1]
+    _fill(canvas, outline, skin)
 
     # Fine identity detail: moles, freckles, wrinkles. Fixed per person, so it is identity signal.
     for _ in range(int(rng.poisson(1.3))):
@@ -461,24 +543,27 @@ def _identity(seed: int, identity: int) -> _Identity:
     if d.uniform(0, 1) < 0.22:
         m = int(d.uniform(30, 90))
         g = rng.standard_normal((m, 4))
-        pts = np.column_stack([cx + np.sign(g[:, 0]) * np.abs(14 + 8 * g[:, 1]), nose_y - 4 + 5 * g[:, 2]])
-        dots = np.stack([pts, pts + 0.3 * g[:, 2:4]], 1)
-        _stroke(canvas, list(_fix(dots)), skin * d.uniform(0.7, 0.85) * [1.0, 0.9, 0.85], 1)
+        dots = np.empty((m, 2, 2))
+        dots[:, 0, 0] = cx + np.sign(g[:, 0]) * np.abs(14 + 8 * g[:, 1])
+        dots[:, 0, 1] = nose_y - 4 + 5 * g[:, 2]
+        dots[:, 1] = dots[:, 0] + 0.3 * g[:, 2:4]
+        _stroke(canvas, _fix(dots), skin * d.uniform(0.7, 0.85) * [1.0, 0.9, 0.85], 1)
     lines = []
     for i in range(int(d.uniform(0, 3.99) * (age > 0.3))):
-        xs = np.linspace(-1, 1, 7)
         y0 = eye_y - 16 - 4.0 * i + d.normal(0, 0.8)
-        lines.append(np.column_stack([cx + xs * d.uniform(10, 18), y0 + d.uniform(0.5, 2.5) * xs**2
-                                      + 0.4 * rng.standard_normal(7)]))
+        ln = np.empty((7, 2))
+        ln[:, 0] = cx + _X7 * d.uniform(10, 18)
+        ln[:, 1] = y0 + d.uniform(0.5, 2.5) * _X7**2 + 0.4 * rng.standard_normal(7)
+        lines.append(_fix(ln))
     if age > 0.45:
         for s in (-1.0, 1.0):
             ex = cx + s * (eye_dx + eye_w + 1.5)
             for _ in range(int(d.uniform(1, 3.99))):
                 a = math.radians(d.uniform(-35, 35))
-                lines.append(np.array([[ex, eye_y], [ex + s * 4 * math.cos(a), eye_y + 4 * math.sin(a)]]))
-            ey = eye_y + eye_h + d.uniform(2.0, 3.5)
-            lines.append(np.array([[-4.0, ey], [0.0, ey + 1], [4.0, ey]]) + [cx + s * (eye_dx + 0.5), 0])
-    _stroke(canvas, [_fix(ln) for ln in lines], skin * (0.85 - 0.25 * age))
+                lines.append(_fix([[ex, eye_y], [ex + s * 4 * math.cos(a), eye_y + 4 * math.sin(a)]]))
+            ey, ex = eye_y + eye_h + d.uniform(2.0, 3.5), cx + s * (eye_dx + 0.5)
+            lines.append(_fix([[ex - 4.0, ey], [ex, ey + 1], [ex + 4.0, ey]]))
+    _stroke(canvas, lines, skin * (0.85 - 0.25 * age))
 
     # Beard: stubble, goatee or full, with strands; a mustache sometimes on its own.
     bearded = male > 0.55 and d.uniform(0, 1) < 0.4 + 0.2 * age
@@ -499,103 +584,101 @@ def _identity(seed: int, identity: int) -> _Identity:
                 poly = np.concatenate([jaw[1:16], [[jaw[15, 0] - 4, cheek], [cx + mouth_w + 4, mouth_y - 3],
                                                    [cx + mouth_w * 0.45, low_lip], [cx - mouth_w * 0.45, low_lip],
                                                    [cx - mouth_w - 4, mouth_y - 3], [jaw[1, 0] + 4, cheek]]])
-            _fill(canvas, poly, _mix(skin, beard_col, thick))
-            cv2.fillPoly(mask, [_fix(poly)], 255, cv2.LINE_8, _SHIFT)
+            fixed = _fix(poly)
+            cv2.fillPoly(canvas, [fixed], _col(_mix(skin, beard_col, thick)), _AA, _SHIFT)
+            cv2.fillPoly(mask, [fixed], 255, cv2.LINE_8, _SHIFT)
         if mustache:
             t_, b_ = nose_y + 4.5, mouth_y - lip_up + 0.5
-            poly = np.array([[cx - mouth_w - 2, b_ + 2], [cx - mouth_w * 0.6, t_ + 1.5], [cx, t_ + 0.5],
-                             [cx + mouth_w * 0.6, t_ + 1.5], [cx + mouth_w + 2, b_ + 2], [cx + mouth_w * 0.5, b_],
-                             [cx, b_ - 0.5], [cx - mouth_w * 0.5, b_]])
-            _fill(canvas, poly, _mix(skin, beard_col, max(thick, 0.5)))
-            cv2.fillPoly(mask, [_fix(poly)], 255, cv2.LINE_8, _SHIFT)
+            fixed = _fix([[cx - mouth_w - 2, b_ + 2], [cx - mouth_w * 0.6, t_ + 1.5], [cx, t_ + 0.5],
+                          [cx + mouth_w * 0.6, t_ + 1.5], [cx + mouth_w + 2, b_ + 2], [cx + mouth_w * 0.5, b_],
+                          [cx, b_ - 0.5], [cx - mouth_w * 0.5, b_]])
+            cv2.fillPoly(canvas, [fixed], _col(_mix(skin, beard_col, max(thick, 0.5))), _AA, _SHIFT)
+            cv2.fillPoly(mask, [fixed], 255, cv2.LINE_8, _SHIFT)
         box = (cx - face_w, nose_y - 4, cx + face_w, chin_y + 2)
         pts = _sample_in(mask, rng, 260 if beard_kind == 1 else 200, box)
         g = rng.standard_normal((len(pts), 3))
-        dirs = _unit(np.column_stack([(pts[:, 0] - cx) * 0.03, np.ones(len(pts))]) + 0.4 * g[:, :2])
+        dirs = np.empty_like(pts)
+        dirs[:, 0] = (pts[:, 0] - cx) * 0.03
+        dirs[:, 1] = 1.0
+        dirs = _unit(dirs + 0.4 * g[:, :2])
         length = (1.0 + 0.25 * g[:, 2]) if beard_kind == 1 else (3.2 + 0.7 * g[:, 2])
-        _stroke(canvas, list(_fix(_strands(pts, dirs, length, 0.3 * g[:, 2]))), hair * 0.6)
+        _stroke(canvas, _strands(pts, dirs, length, 0.3 * g[:, 2]), hair * 0.6)
 
     # Nose: nostrils, wings, a faint bridge and a tip highlight (the relief below adds the shading).
     for s in (-1.0, 1.0):
         _ellipse(canvas, (cx + s * nose_w * 0.5, nose_y + 3.2), (nose_w * 0.3, 1.1), -s * 18, skin * 0.3)
-    ctrl = np.array([[[s * nose_w * 0.85, -2.5], [s * nose_w * 1.35, 1.0], [s * nose_w * 0.75, 3.8]]
-                     for s in (-1, 1)])
-    _stroke(canvas, list(_fix(_BEZ7 @ ctrl + [cx, nose_y])), skin * 0.68)
-    bridge = np.array([[[s * nose_bridge, eye_y + 2 - nose_y], [s * nose_bridge * 1.1, -5.0]] for s in (-1, 1)])
-    _stroke(canvas, list(_fix(bridge + [cx, nose_y])), skin * 0.9)
+    _stroke(canvas, _fix(_BEZ7 @ (_NOSE_SIDE * [nose_w, 1.0]) + [cx, nose_y]), skin * 0.68)
+    bridge = [[[cx - nose_bridge, eye_y + 2], [cx - nose_bridge * 1.1, nose_y - 5.0]],
+              [[cx + nose_bridge, eye_y + 2], [cx + nose_bridge * 1.1, nose_y - 5.0]]]
+    _stroke(canvas, _fix(bridge), skin * 0.9)
     _ellipse(canvas, (cx, nose_y - 1.0), (2.2, 1.3), 0, skin * 1.08)
 
-    hair_layer = np.zeros_like(canvas)
-    _fill(hair_layer, front, _mix(skin, hair, density))
-    _stroke(hair_layer, list(_fix(hairs[::2])), hair * 0.6)
-    _stroke(hair_layer, list(_fix(hairs[1::2])), _mix(hair * 1.35, np.array([255.0, 240.0, 210.0]), 0.12))
-
-    # Shading relief and colour: nose, brow ridges, eye sockets, cheekbones, lips, chin; blush, eye shadow.
-    relief = np.array(
-        [[cx, (eye_y + nose_y) / 2, nose_bridge * 0.8, (nose_y - eye_y) / 2.2, nose_depth * 0.7],
-         [cx, nose_y - 1.5, nose_w * 0.55, 3.5, nose_depth * 0.6],
-         [cx - eye_dx, eye_y - 8, 8, 3, d.uniform(1, 3)], [cx + eye_dx, eye_y - 8, 8, 3, d.uniform(1, 3)],
-         [cx - eye_dx, eye_y, 7, 4.5, -d.uniform(2, 4)], [cx + eye_dx, eye_y, 7, 4.5, -d.uniform(2, 4)],
-         [cx - 23, eye_y + 14, 7, 6, d.uniform(1, 3)], [cx + 23, eye_y + 14, 7, 6, d.uniform(1, 3)],
-         [cx, mouth_y, mouth_w * 0.6, 3.5, d.uniform(1, 2.5)], [cx, chin_y - 8, 7, 5, d.uniform(1, 3)]],
-        np.float32,
-    )
-    normals = _normals(cx, eye_y + 10.0, face_w + 1.0, relief)
-    blush, shadow, stubble = d.uniform(0, 0.1), d.uniform(0.04, 0.12), 0.06 * male * d.uniform(0, 1)
-    albedo = _colour_map(np.array(
-        [[cx - 22, nose_y + 2, 8, 6, 0, 0, -blush, -blush], [cx + 22, nose_y + 2, 8, 6, 0, 0, -blush, -blush],
-         [cx - eye_dx, eye_y - 2, 7, 3.5, 0, -shadow, -shadow, -shadow * 0.7],
-         [cx + eye_dx, eye_y - 2, 7, 3.5, 0, -shadow, -shadow, -shadow * 0.7],
-         [cx, mouth_y + 6, 18, 9, 0, -stubble, -stubble, -stubble * 0.5]], np.float32))
-    fine, coarse, _ = _banks(seed)
     # Skin texture multiplies the colour (x128 fixed point): it is albedo, and premultiplied alpha stays valid.
+    fine, coarse, _ = _banks(seed)
     amp = d.uniform(1.2, 2.6) * (0.8 + 0.6 * age)
     fine_w, coarse_w = amp * d.uniform(0.6, 1.0), amp * d.uniform(0.3, 0.8)
-    texture = cv2.addWeighted(_crop(fine, rng, _CANVAS), fine_w, _crop(coarse, rng, _CANVAS), coarse_w, 128.0,
-                              dtype=cv2.CV_8U)
-    factor = cv2.cvtColor(texture, cv2.COLOR_GRAY2BGRA)
-    factor[..., 3] = 128
-    canvas = cv2.multiply(canvas, factor, scale=1.0 / 128.0)
-    canvas = cv2.add(hair_layer, cv2.multiply(canvas, cv2.cvtColor(255 - hair_layer[..., 3], cv2.COLOR_GRAY2BGRA),
-                                              scale=1.0 / 255.0))
+    texture = cv2.addWeighted(_crop(fine, d.take(3), _CANVAS), fine_w / _TEX, _crop(coarse, d.take(3), _CANVAS),
+                              coarse_w / _TEX, 128.0, dtype=cv2.CV_8U)
+    canvas = cv2.multiply(canvas, cv2.merge((texture, texture, texture, _ALPHA128)), scale=1.0 / 128.0)
 
-    # Hair that covers where per-image features (brows, eyes, mouth) go is re-laid over them later.
+    # Front hair goes straight onto the textured skin. Where per-image features (brows, eyes, mouth)
+    # go, the same hair is also drawn into a small layer that is re-laid over them per image.
+    hair_fill = _col(_mix(skin, hair, density))
+    light = _mix(hair * 1.35, np.array([255.0, 240.0, 210.0]), 0.12)
+    front_fixed = _fix(front)
+    cv2.fillPoly(canvas, [front_fixed], hair_fill, _AA, _SHIFT)
+    _stroke(canvas, np.ascontiguousarray(hairs[0::2]), hair * 0.6)
+    _stroke(canvas, np.ascontiguousarray(hairs[1::2]), light)
+
     brow_gap, brow_len, brow_thick = d.uniform(7.0, 10.5), d.uniform(1.9, 2.4), d.uniform(1.8, 3.2) + 0.9 * male
     x0 = int(cx - eye_dx - eye_w * brow_len * 0.62 - 3 + _MARGIN)
     x1 = int(cx + eye_dx + eye_w * brow_len * 0.62 + 4 + _MARGIN)
     y0 = int(eye_y - brow_gap - 12 + _MARGIN)
     y1 = int(mouth_y + lip_low + 10 + _MARGIN)
-    zone = hair_layer[y0:y1, x0:x1, 3]
-    ys, xs = np.nonzero(zone)
     overlay = None
-    if len(ys):
-        oy0, oy1, ox0, ox1 = y0 + ys.min(), y0 + ys.max() + 1, x0 + xs.min(), x0 + xs.max() + 1
-        crop = hair_layer[oy0:oy1, ox0:ox1].copy()
-        overlay = (oy0, oy1, ox0, ox1, crop)
+    zone = np.zeros((y1 - y0, x1 - x0, 4), np.uint8)
+    shift = np.array([x0 << _SHIFT, y0 << _SHIFT], np.int32)
+    # Only hairs whose bounding box (grown by a pixel of anti-aliasing) meets the zone are redrawn.
+    near = (hairs[:, :, 1].max(1) >= shift[1] - 32) & (hairs[:, :, 0].max(1) >= shift[0] - 32)
+    near &= hairs[:, :, 0].min(1) < (x1 + 2) << _SHIFT
+    if near.any() or front_fixed[:, 1].max() >= shift[1]:
+        cv2.fillPoly(zone, [front_fixed - shift], hair_fill, _AA, _SHIFT)
+        _stroke(zone, hairs[near[0::2].nonzero()[0] * 2] - shift, hair * 0.6)
+        _stroke(zone, hairs[near[1::2].nonzero()[0] * 2 + 1] - shift, light)
+        bx, by, bw, bh = cv2.boundingRect(cv2.extractChannel(zone, 3))
+        if bw:
+            overlay = (y0 + by, y0 + by + bh, x0 + bx, x0 + bx + bw, zone[by : by + bh, bx : bx + bw].copy())
 
     # Eyes: lid geometry relative to the corners; openness is applied per image.
-    eye_base = np.empty((2, 9, 2))
-    for k, s in enumerate((-1.0, 1.0)):
-        ex, ey = cx + s * eye_dx, eye_y - 0.2 * s
-        outer = np.array([ex + s * eye_w, ey - eye_tilt])
-        inner = np.array([ex - s * eye_w * 0.92, ey + 0.3])
-        eye_base[k] = outer + (inner - outer) * _T9[:, None]
-    eye_profile = np.stack([np.sin(math.pi * _T9**eye_skew) ** 0.8, np.sin(math.pi * _T9) ** 1.2])
+    outer = np.array([[cx - eye_dx - eye_w, eye_y + 0.2 - eye_tilt], [cx + eye_dx + eye_w, eye_y - 0.2 - eye_tilt]])
+    inner = np.array([[cx - eye_dx + eye_w * 0.92, eye_y + 0.5], [cx + eye_dx - eye_w * 0.92, eye_y + 0.1]])
+    eye_base = outer[:, None, :] + (inner - outer)[:, None, :] * _T9[:, None]
+    eye_profile = np.empty((2, 9))
+    eye_profile[0] = np.sin(math.pi * _T9**eye_skew) ** 0.8
+    eye_profile[1] = _EYE_LOWER
     eye_centres = np.array([[cx - eye_dx, eye_y + 0.2], [cx + eye_dx, eye_y - 0.2]])
 
     # Brows: outline and hair strands at rest; lift (y, per unit of raise) grows towards the inner end.
     # The right brow's outline mirrors the left one; its hairs are drawn independently.
     arch, slant = d.uniform(0.5, 3.5), d.normal(0, 1.2)
     ex, y_ = cx - eye_dx, eye_y - brow_gap
-    outer = [ex - eye_w * brow_len * 0.62, y_ + 1.5 + 0.3 * slant]
-    inner = [ex + eye_w * 1.05, y_ + 0.5 - 0.3 * slant]
-    peak = [outer[0] + (inner[0] - outer[0]) * 0.38, outer[1] + (inner[1] - outer[1]) * 0.38 - arch - 2.0]
-    left = _BEZ11 @ np.array([outer, peak, inner])
-    tangent = _unit(np.gradient(left, axis=0))
-    mirror = np.array([-1.0, 1.0])
-    centre = np.stack([left, left * mirror + [2 * cx, 0.0]])
-    tangent = np.stack([tangent, tangent * mirror])
-    normal = np.stack([tangent[..., 1], -tangent[..., 0]], -1) * np.array([1.0, -1.0])[:, None, None]
+    ox, oy = ex - eye_w * brow_len * 0.62, y_ + 1.5 + 0.3 * slant
+    ix, iy = ex + eye_w * 1.05, y_ + 0.5 - 0.3 * slant
+    ctrl = np.array([[ox, oy], [ox + (ix - ox) * 0.38, oy + (iy - oy) * 0.38 - arch - 2.0], [ix, iy]])
+    left = _BEZ11 @ ctrl
+    tx, ty = _unit(_DBEZ11 @ ctrl).T
+    centre = np.empty((2, 11, 2))
+    centre[0] = left
+    centre[1, :, 0] = 2 * cx - left[:, 0]
+    centre[1, :, 1] = left[:, 1]
+    tangent = np.empty((2, 11, 2))
+    tangent[:, :, 0] = tx
+    tangent[1, :, 0] *= -1.0
+    tangent[:, :, 1] = ty
+    normal = np.empty((2, 11, 2))  # (ty, -tx) on the left brow, mirrored on the right
+    normal[0, :, 0] = ty
+    normal[1, :, 0] = -ty
+    normal[:, :, 1] = -tx
     half = (brow_thick * (0.35 + 0.65 * _T11) / 2)[None, :, None]
     brow_poly = np.concatenate([centre + normal * half, (centre - normal * half)[:, ::-1]], axis=1)
     sh = rng.random((2, int(d.uniform(18, 34)), 4))
@@ -608,35 +691,31 @@ def _identity(seed: int, identity: int) -> _Identity:
     start = pos + nrm * ((sh[..., 1:2] - 0.5) * brow_thick * (0.35 + 0.65 * t[..., None]))
     up = t[..., None] ** 3  # hairs near the inner end point up, the rest lie along the brow
     direction = _unit(-tan * (1 - up) + nrm * (up + 0.5 * (sh[..., 2:3] - 0.5)))
-    brow_strands = np.stack([start, start + direction * (2.0 + 2.0 * sh[..., 3:4])], 2).reshape(-1, 2, 2)
-    brow_t = np.concatenate([_T11, _T11[::-1]])
-    brow_lift = np.stack([np.zeros(22), 0.8 + 0.4 * brow_t], 1)[None]
-    strand_t = t.reshape(-1)
-    strand_lift = np.stack([np.zeros_like(strand_t), (0.8 + 0.4 * strand_t) * _ONE], 1)[:, None, :]
+    brow_strands = np.empty((2, sh.shape[1], 2, 2))
+    brow_strands[:, :, 0] = start
+    brow_strands[:, :, 1] = start + direction * (2.0 + 2.0 * sh[..., 3:4])
+    strand_lift = np.zeros((t.size, 1, 2))
+    strand_lift[:, 0, 1] = (0.8 + 0.4 * t.reshape(-1)) * _ONE
 
     # Nasolabial folds at rest; a smile darkens them per image.
-    folds = []
-    for s in (-1.0, 1.0):
-        a_ = np.array([cx + s * (nose_w + 2.0), nose_y + 1.0])
-        c_ = np.array([cx + s * (mouth_w + 4.0), mouth_y + 4.0])
-        folds.append(_fix(_BEZ6 @ np.stack([a_, (a_ + c_) / 2 + [s * 3.0, 0.0], c_])))
+    aw, cw, mid_y = nose_w + 2.0, mouth_w + 4.0, (nose_y + mouth_y + 5.0) / 2
+    folds = _fix(_BEZ6 @ np.array([[[cx - aw, nose_y + 1.0], [cx - (aw + cw) / 2 - 3.0, mid_y], [cx - cw, mouth_y + 4.0]],
+                                   [[cx + aw, nose_y + 1.0], [cx + (aw + cw) / 2 + 3.0, mid_y], [cx + cw, mouth_y + 4.0]]]))
 
     # Lip profiles over u: cupid's bow on the upper lip, fuller in the middle for both.
-    u = _U_ALL
-    shape = np.maximum(1.0 - u * u, 0.0)
-    bow = d.uniform(0.0, 1.3) * (np.exp(-(((np.abs(u) - 0.3) / 0.18) ** 2)) - 0.6 * np.exp(-((u / 0.12) ** 2)))
-    mouth_basis = np.stack(
-        [u, u * u, lip_up * shape**0.6 + bow, lip_low * shape**0.5, shape**0.9, shape, 0.25 * sym * u]
-    )
+    mouth_basis = _MOUTH_BASIS.copy()
+    mouth_basis[2] = lip_up * _MOUTH_BASIS[2] + d.uniform(0.0, 1.3) * _LIP_BOW
+    mouth_basis[3] *= lip_low
+    mouth_basis[6] *= 0.25 * sym
 
     glasses = None
     if d.uniform(0, 1) < 0.16:
         e = [2.0, 4.0, 2.6][int(d.uniform(0, 2.99))]
         gw, gh = d.uniform(4.0, 6.5), d.uniform(4.0, 6.5)
-        tt = np.linspace(0, 2 * math.pi, 28, endpoint=False)
-        c, s_ = np.cos(tt), np.sin(tt)
         rx, ry = eye_w + gw, eye_h + gh
-        shape = np.column_stack([np.sign(c) * np.abs(c) ** (2 / e) * rx, np.sign(s_) * np.abs(s_) ** (2 / e) * ry])
+        shape = np.empty((len(_SUPER), 2))
+        shape[:, 0] = np.sign(_SUPER_C) * np.abs(_SUPER_C) ** (2 / e) * rx
+        shape[:, 1] = np.sign(_SUPER_S) * np.abs(_SUPER_S) ** (2 / e) * ry
         left, right = np.array([cx - eye_dx, eye_y + 1]), np.array([cx + eye_dx, eye_y + 1])
         rims = [_fix(left + shape), _fix(right + shape)]
         bridge = [[left[0] + rx - 0.5, eye_y - 1], [cx, eye_y - 2.5], [right[0] - rx + 0.5, eye_y - 1]]
@@ -648,17 +727,32 @@ def _identity(seed: int, identity: int) -> _Identity:
 
     static = np.zeros((NUM_LANDMARKS, 2))
     static[0:17] = jaw
-    static[27:31] = np.column_stack([np.full(4, cx), np.linspace(eye_y + 0.5, nose_y, 4)])
+    static[27:31, 0] = cx
+    static[27:31, 1] = eye_y + 0.5 + (nose_y - eye_y - 0.5) * _T4
     static[31:36] = [[cx - nose_w, nose_y + 3.0], [cx - nose_w * 0.5, nose_y + 4.0], [cx, nose_y + 4.6],
                      [cx + nose_w * 0.5, nose_y + 4.0], [cx + nose_w, nose_y + 3.0]]
 
-    # Depth proxy for the pose warp: a head dome and the nose; smooth everywhere so the warp never folds.
-    dx = _LOW_XY[None, :] - cx
-    dy = _LOW_XY[:, None]
-    depth = 30.0 * _gauss((dx * dx) / 900.0 + (dy - 62.0) ** 2 / 1764.0)
-    depth += (nose_depth + 3.0) * _gauss((dx * dx) / 25.0 + (dy - nose_y + 4.0) ** 2 / 64.0)
+    # Low-resolution maps as sums of separable Gaussian bumps (x0, y0, sx, sy, amplitude): shading
+    # relief (nose, brow ridges, eye sockets, cheekbones, lips, chin), colour (blush, eye shadow,
+    # stubble shadow) and the pose-warp depth (a head dome and the nose; smooth, so the warp never folds).
+    relief = np.array(
+        [[cx, (eye_y + nose_y) / 2, nose_bridge * 0.8, (nose_y - eye_y) / 2.2, nose_depth * 0.7],
+         [cx, nose_y - 1.5, nose_w * 0.55, 3.5, nose_depth * 0.6],
+         [cx - eye_dx, eye_y - 8, 8, 3, d.uniform(1, 3)], [cx + eye_dx, eye_y - 8, 8, 3, d.uniform(1, 3)],
+         [cx - eye_dx, eye_y, 7, 4.5, -d.uniform(2, 4)], [cx + eye_dx, eye_y, 7, 4.5, -d.uniform(2, 4)],
+         [cx - 23, eye_y + 14, 7, 6, d.uniform(1, 3)], [cx + 23, eye_y + 14, 7, 6, d.uniform(1, 3)],
+         [cx, mouth_y, mouth_w * 0.6, 3.5, d.uniform(1, 2.5)], [cx, chin_y - 8, 7, 5, d.uniform(1, 3)]],
+        np.float32,
+    )
+    blush, shadow, stubble = d.uniform(0, 0.1), d.uniform(0.04, 0.12), 0.06 * male * d.uniform(0, 1)
+    albedo = _colour_map(np.array(
+        [[cx - 22, nose_y + 2, 8, 6, 0, 0, -blush, -blush], [cx + 22, nose_y + 2, 8, 6, 0, 0, -blush, -blush],
+         [cx - eye_dx, eye_y - 2, 7, 3.5, 0, -shadow, -shadow, -shadow * 0.7],
+         [cx + eye_dx, eye_y - 2, 7, 3.5, 0, -shadow, -shadow, -shadow * 0.7],
+         [cx, mouth_y + 6, 18, 9, 0, -stubble, -stubble, -stubble * 0.5]], np.float32))
+    slopes = _depth_slopes(np.array([[cx, 62.0, 30.0, 42.0, 30.0], [cx, nose_y - 4.0, 5.0, 8.0, nose_depth + 3.0]],
+                                    np.float32))
 
-    slopes = _slopes(depth.astype(np.float32))
     sclera = _mix(np.array([226.0, 224.0, 218.0]), skin, 0.15)
     colours = {
         "mouth": _col(_MOUTH_DARK), "teeth": _col(_TEETH), "lip_up": _col(lip * 0.88), "lip_low": _col(lip * 1.02),
@@ -674,13 +768,10 @@ def _identity(seed: int, identity: int) -> _Identity:
         lash=2 if d.uniform(0, 1) < 0.35 * (1.2 - male) + 0.1 else 1, lip_low=lip_low, mouth_y=mouth_y,
         mouth_w=mouth_w, mouth_basis=mouth_basis, smile_lines=0.08 + 0.25 * age + d.uniform(0, 0.1),
         eye_base=eye_base, eye_profile=eye_profile, eye_centres=eye_centres, brow_poly=brow_poly,
-        brow_lift=brow_lift, brow_strands=_fix(brow_strands), brow_strand_lift=strand_lift, folds=folds,
-        glasses=glasses, static_lm=static, base=canvas, overlay=overlay,
+        brow_lift=_BROW_LIFT, brow_strands=_fix(brow_strands.reshape(-1, 2, 2)), brow_strand_lift=strand_lift,
+        folds=folds, glasses=glasses, static_lm=static, base=canvas, overlay=overlay,
         # Cached per process, so stored small: normals x127 as int8, albedo x128 as uint8.
-        normals=np.round(normals * 127.0).astype(np.int8),
-        albedo=cv2.merge([*cv2.split(np.minimum(albedo * 128.0 + 0.5, 255.0).astype(np.uint8)),
-                          np.full((_LOW, _LOW), 128, np.uint8)]),
-        depth_slopes=slopes,
+        normals=_normals(cx, eye_y + 10.0, face_w + 1.0, relief), albedo=albedo, depth_slopes=slopes,
         eye_depth=float(cv2.remap(slopes, np.float32([[[(cx + _MARGIN - 0.5) / 2, (eye_y + _MARGIN - 0.5) / 2]]]), None,
                                   cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0, 0, 0]),
     )
@@ -872,12 +963,6 @@ def _depth_at(p: _Identity, pts: np.ndarray) -> np.ndarray:
     return z.reshape(-1, 3).astype(np.float64)
 
 
-def _slopes(depth: np.ndarray) -> np.ndarray:
-    """Depth with its x and y slopes per canonical pixel (the grid step is 2 pixels) as 3 channels."""
-    dy, dx = np.gradient(depth)
-    return cv2.merge([depth, 0.5 * dx, 0.5 * dy])
-
-
 def _project(p: _Identity, lm: np.ndarray, affine: np.ndarray, gains: np.ndarray) -> np.ndarray:
     """Output-pixel landmarks: solve posed - gains * depth(posed) = lm (Newton), then apply the affine."""
     posed = lm
@@ -889,10 +974,10 @@ def _project(p: _Identity, lm: np.ndarray, affine: np.ndarray, gains: np.ndarray
             r = posed - z[:, :1] * gains - lm
             if np.abs(r).max() < 0.02:  # cv2 interpolates in 1/32 steps: finer is noise
                 break
-            # Jacobian [[1 - g0 zx, -g0 zy], [-g1 zx, 1 - g1 zy]], inverted in closed form per point.
-            a, b, c, d = 1 - g0 * z[:, 1], -g0 * z[:, 2], -g1 * z[:, 1], 1 - g1 * z[:, 2]
-            det = a * d - b * c
-            posed = posed - np.stack([d * r[:, 0] - b * r[:, 1], a * r[:, 1] - c * r[:, 0]], 1) / det[:, None]
+            # The Jacobian I - gains (zx, zy)^T is rank-one off the identity: Sherman-Morrison inverts it,
+            # step = r + gains * ((zx, zy) . r) / (1 - (zx, zy) . gains).
+            zx, zy = z[:, 1], z[:, 2]
+            posed = posed - r - gains * ((zx * r[:, 0] + zy * r[:, 1]) / (1.0 - g0 * zx - g1 * zy))[:, None]
     return posed @ affine[:, :2].T + affine[:, 2]
 
 
@@ -907,11 +992,10 @@ def _warp(p: _Identity, canvas: np.ndarray, affine: np.ndarray, gains: np.ndarra
     half = np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5]])
     to_low = (inv @ np.vstack([half, [0.0, 0.0, 1.0]])) * 0.5
     to_low[:, 2] += (_MARGIN - 0.5) * 0.5
-    depth = p.depth_slopes[..., 0]
-    scaled = cv2.merge([depth * np.float32(gains[0]), depth * np.float32(gains[1])])
-    shift = cv2.warpAffine(scaled, to_low, (FACE_SIZE // 2, FACE_SIZE // 2),
+    # Warp and upsample the depth alone (one channel), then scale it by the two gains in one transform.
+    depth = cv2.warpAffine(cv2.extractChannel(p.depth_slopes, 0), to_low, (FACE_SIZE // 2, FACE_SIZE // 2),
                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    shift = cv2.resize(shift, (FACE_SIZE, FACE_SIZE))
+    shift = cv2.transform(cv2.resize(depth, (FACE_SIZE, FACE_SIZE))[..., None], gains.reshape(2, 1))
     field = cv2.subtract(field, shift)
     return cv2.remap(canvas, field, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
