@@ -10,7 +10,9 @@ scale, shift, expression, lighting, background, occlusion, blur, noise and JPEG 
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -32,13 +34,15 @@ _CANVAS = FACE_SIZE + 2 * _MARGIN
 _SHIFT = 4
 _ONE = float(1 << _SHIFT)
 _AA = cv2.LINE_AA
+# Hair and beard strands: 1-pixel lines without anti-aliasing (several times cheaper, still strand-like).
+_HAIR_LINE = cv2.LINE_8
 # Shading and the pose depth are smooth, so they live on a half-resolution grid.
 _LOW = _CANVAS // 2
 _LOW_XY = np.arange(_LOW, dtype=np.float32) * 2.0 + 0.5 - _MARGIN
-# Output pixel grid as interleaved (x, y) points, for building the remap field with cv2.transform.
-_GRID = np.stack(np.meshgrid(np.arange(FACE_SIZE, dtype=np.float32), np.arange(FACE_SIZE, dtype=np.float32)), -1)
+# Output pixel x and y coordinates, for building the remap maps with cv2.addWeighted.
+_GRID_X, _GRID_Y = np.meshgrid(np.arange(FACE_SIZE, dtype=np.float32), np.arange(FACE_SIZE, dtype=np.float32))
 
-# SeedSequence pads short entropy lists with zeros ([s, i] == [s, i, 0]), so each stream gets a tag.
+# Each random stream gets a tag, so identity, image and bank streams never share a key.
 _TAG_IDENTITY = 0x1D
 _TAG_IMAGE = 0x1A
 _TAG_BANK = 0xBA
@@ -62,9 +66,15 @@ _IRIS_P = np.array([0.30, 0.28, 0.12, 0.10, 0.13, 0.07])
 _FRAMES = np.array(
     [[20, 20, 22], [70, 44, 30], [150, 150, 156], [120, 30, 36], [30, 40, 90], [190, 160, 90]], np.float32
 )
-_LASH = np.array([28.0, 20.0, 18.0])
-_MOUTH_DARK = np.array([70.0, 22.0, 26.0])
-_TEETH = np.array([232.0, 226.0, 214.0])
+_LASH = (28.0, 20.0, 18.0)
+_MOUTH_DARK = (70.0, 22.0, 26.0)
+_TEETH = (232.0, 226.0, 214.0)
+# The same tables as tuples: identity colours are computed with plain floats.
+_SKIN_T = [tuple(c) for c in _SKIN.tolist()]
+_HAIR_T = [tuple(c) for c in _HAIR.tolist()]
+_IRIS_T = [tuple(c) for c in _IRIS.tolist()]
+_HAIR_P_T = _HAIR_P.tolist()
+_IRIS_P_T = _IRIS_P.tolist()
 
 _T9 = np.linspace(0.0, 1.0, 9)
 _T11 = np.linspace(0.0, 1.0, 11)
@@ -111,18 +121,53 @@ _EYE_LOWER = np.sin(math.pi * _T9) ** 1.2
 _DBEZ11 = np.stack([-2 * (1 - _T11), 2 - 4 * _T11, 2 * _T11], 1)
 _BROW_T = np.concatenate([_T11, _T11[::-1]])
 _BROW_LIFT = np.stack([np.zeros(22), 0.8 + 0.4 * _BROW_T], 1)[None]
+_BROW_LIFT_FIXED = _BROW_LIFT * _ONE
+_BROW_LM_LIFT = (_BROW_LIFT[0][_BROW_TOP] + _BROW_LIFT[0][_BROW_BOTTOM]).reshape(10, 2) * 0.5
+# iBUG eye points 36-47 in the flattened (upper, lower) x (left, right) x 9 lid points.
+_EYE_LM = np.array([0, 3, 5, 8, 23, 21, 17, 14, 12, 9, 30, 32])
 _NOSE_SIDE = np.array([[[-0.85, -2.5], [-1.35, 1.0], [-0.75, 3.8]], [[0.85, -2.5], [1.35, 1.0], [0.75, 3.8]]])
 _NOSE_CTRL_Y = np.array([[0.0, 1.0]])
 _T4 = np.linspace(0.0, 1.0, 4)
 # Mouth basis rows over u: u, u^2, upper and lower lip profiles (scaled per person), drop, open, tilt.
 _LIP_SHAPE = np.maximum(1.0 - _U_ALL * _U_ALL, 0.0)
 _LIP_BOW = np.exp(-(((np.abs(_U_ALL) - 0.3) / 0.18) ** 2)) - 0.6 * np.exp(-((_U_ALL / 0.12) ** 2))
-_MOUTH_BASIS = np.stack([_U_ALL, _U_ALL**2, _LIP_SHAPE**0.6, _LIP_SHAPE**0.5, _LIP_SHAPE**0.9, _LIP_SHAPE, _U_ALL])
+_MOUTH_BASIS = np.stack([_U_ALL, _U_ALL**2, _LIP_SHAPE**0.6, _LIP_SHAPE**0.5, _LIP_SHAPE**0.9, _LIP_SHAPE, _U_ALL,
+                         np.ones_like(_U_ALL)])
+# iBUG mouth points 48-67: which lip curve (1 outer upper, 2 inner upper, 3 inner lower, 4 outer lower) at which u.
+_MOUTH_ROW = np.array([1] * 7 + [4] * 5 + [2] * 5 + [3] * 3)
+_MOUTH_COL = len(_U17) + np.arange(20)
+# Lip polygons in the flattened (outer upper, inner upper, inner lower, outer lower) x 17 drawing points.
+_UPPER_LIP = np.r_[0:17, 33:16:-1]
+_LOWER_LIP = np.r_[34:51, 67:50:-1]
 _SUPER = np.linspace(0, 2 * math.pi, 28, endpoint=False)
 _SUPER_C, _SUPER_S = np.cos(_SUPER), np.sin(_SUPER)
 # Texture banks are int8 at this many units per standard deviation (clipped at about 5 sigma).
 _TEX = 24.0
+# Depth samples for finite-difference slopes: at a point, one canonical pixel right, one below (half-res units).
+_DEPTH_STEP = np.array([[[0.0, 0.0]], [[0.5, 0.0]], [[0.0, 0.5]]], np.float32)
 _ALPHA128 = np.full((_CANVAS, _CANVAS), 128, np.uint8)
+_ALPHA128_LOW = np.full((_LOW, _LOW), 128, np.uint8)  # alpha x1 in x128 multiplies
+
+
+_LOCAL = threading.local()
+
+
+def _rng(slot: int, *key: int) -> np.random.Generator:
+    """A PCG64 generator whose state is a BLAKE2b hash of the integer key, reused per thread and slot.
+
+    Setting the state of an existing generator costs a few microseconds, building one through a
+    SeedSequence about ten times that, twice per image. The caller must be done with the slot's
+    previous stream (identity and image streams use different slots).
+    """
+    gens = getattr(_LOCAL, "gens", None)
+    if gens is None:
+        gens = _LOCAL.gens = (np.random.Generator(np.random.PCG64(0)), np.random.Generator(np.random.PCG64(0)))
+    h = hashlib.blake2b(",".join(map(str, key)).encode(), digest_size=32).digest()
+    gen = gens[slot]
+    gen.bit_generator.state = {"bit_generator": "PCG64", "has_uint32": 0, "uinteger": 0,
+                               "state": {"state": int.from_bytes(h[:16], "little"),
+                                         "inc": int.from_bytes(h[16:], "little") | 1}}
+    return gen
 
 
 def _check_index(name: str, value: int) -> None:
@@ -138,13 +183,24 @@ def _fix(points: np.ndarray) -> np.ndarray:
 
 def _col(rgb: np.ndarray) -> tuple[float, float, float, float]:
     """Opaque RGBA drawing colour; no clipping: cv2 saturates scalar colours to the image depth."""
-    r, g, b = rgb.tolist() if isinstance(rgb, np.ndarray) else np.asarray(rgb, np.float64).tolist()
+    r, g, b = rgb.tolist() if isinstance(rgb, np.ndarray) else rgb
     return (r, g, b, 255.0)
 
 
-def _mix(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    """Linear blend from a (t=0) to b (t=1)."""
-    return a * (1.0 - t) + b * t
+def _rgba(c: tuple, k: float = 1.0) -> tuple[float, float, float, float]:
+    """Opaque RGBA drawing colour from an (r, g, b) tuple scaled by k (cv2 saturates, so no clipping)."""
+    return (c[0] * k, c[1] * k, c[2] * k, 255.0)
+
+
+def _mix(a: tuple, b: tuple, t: float) -> tuple[float, float, float]:
+    """Linear blend of (r, g, b) tuples from a (t=0) to b (t=1); colours are plain floats, not arrays."""
+    s = 1.0 - t
+    return (a[0] * s + b[0] * t, a[1] * s + b[1] * t, a[2] * s + b[2] * t)
+
+
+def _times(a: tuple, k0: float, k1: float, k2: float) -> tuple[float, float, float]:
+    """Per-channel product of an (r, g, b) tuple."""
+    return (a[0] * k0, a[1] * k1, a[2] * k2)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -152,23 +208,24 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.hypot(v[..., 0], v[..., 1]), 1e-6)[..., None]
 
 
-def _fill(canvas: np.ndarray, points: np.ndarray, colour: np.ndarray) -> None:
+def _fill(canvas: np.ndarray, points: np.ndarray, rgba: tuple) -> None:
     """Anti-aliased filled polygon from canonical points."""
-    cv2.fillPoly(canvas, [_fix(points)], _col(colour), _AA, _SHIFT)
+    cv2.fillPoly(canvas, [_fix(points)], rgba, _AA, _SHIFT)
 
 
-def _stroke(canvas: np.ndarray, lines: list[np.ndarray] | np.ndarray, colour: np.ndarray, thickness: int = 1) -> None:
+def _stroke(canvas: np.ndarray, lines: list[np.ndarray] | np.ndarray, rgba: tuple, thickness: int = 1,
+            line: int = _AA) -> None:
     """Draw already fixed-point polylines (a list, or an (n, k, 2) array) in one call per colour."""
     if len(lines):
-        cv2.polylines(canvas, lines, False, _col(colour), thickness, _AA, _SHIFT)
+        cv2.polylines(canvas, lines, False, rgba, thickness, line, _SHIFT)
 
 
-def _ellipse(canvas: np.ndarray, centre: tuple, axes: tuple, angle: float, colour: np.ndarray, thick: int = -1,
+def _ellipse(canvas: np.ndarray, centre: tuple, axes: tuple, angle: float, rgba: tuple, thick: int = -1,
              arc: tuple = (0, 360)) -> None:
     """Anti-aliased ellipse (filled when thick is -1) at canonical coordinates."""
     c = (int((centre[0] + _MARGIN) * _ONE + 0.5), int((centre[1] + _MARGIN) * _ONE + 0.5))
     a = (max(int(axes[0] * _ONE + 0.5), 1), max(int(axes[1] * _ONE + 0.5), 1))
-    cv2.ellipse(canvas, c, a, angle, arc[0], arc[1], _col(colour), thick, _AA, _SHIFT)
+    cv2.ellipse(canvas, c, a, angle, arc[0], arc[1], rgba, thick, _AA, _SHIFT)
 
 
 @functools.lru_cache(maxsize=8)
@@ -229,10 +286,10 @@ class _Draws:
         self.j += 1
         return mean + std * self.g[self.j - 1]
 
-    def normals(self, n: int) -> np.ndarray:
-        """The next n standard normals as an array."""
+    def normals(self, n: int) -> list[float]:
+        """The next n standard normals."""
         self.j += n
-        return np.array(self.g[self.j - n : self.j])
+        return self.g[self.j - n : self.j]
 
     def choice(self, p: np.ndarray | list[float]) -> int:
         """Index drawn with probability proportional to p."""
@@ -249,7 +306,7 @@ class _Draws:
 class _Identity:
     """One synthetic person: parameters (canonical template pixels) and pre-rendered static layers."""
 
-    skin: np.ndarray
+    skin: tuple
     colours: dict
     cx: float
     eye_y: float
@@ -262,11 +319,11 @@ class _Identity:
     mouth_w: float
     mouth_basis: np.ndarray
     smile_lines: float
-    eye_base: np.ndarray
-    eye_profile: np.ndarray
+    eye_rest: np.ndarray
+    eye_move: np.ndarray
     eye_centres: np.ndarray
-    brow_poly: np.ndarray
-    brow_lift: np.ndarray
+    brow_fixed: np.ndarray
+    brow_lm: np.ndarray
     brow_strands: np.ndarray
     brow_strand_lift: np.ndarray
     folds: list[np.ndarray]
@@ -276,7 +333,7 @@ class _Identity:
     overlay: tuple | None
     normals: np.ndarray
     albedo: np.ndarray
-    depth_slopes: np.ndarray
+    depth: np.ndarray
     eye_depth: float
 
 
@@ -301,13 +358,21 @@ def _dense(points: np.ndarray) -> np.ndarray:
     return out
 
 
+def _mask(polys: list[np.ndarray], mask: np.ndarray | None = None, value: int = 255) -> np.ndarray:
+    """Fill fixed-point canvas polygons into a half-resolution (LOW x LOW) mask: placing strands needs no more."""
+    if mask is None:
+        mask = np.zeros((_LOW, _LOW), np.uint8)
+    cv2.fillPoly(mask, polys, value, cv2.LINE_8, _SHIFT + 1)
+    return mask
+
+
 def _sample_in(mask: np.ndarray, rng: np.random.Generator, n: int, box: tuple) -> np.ndarray:
-    """Up to n canonical points uniformly inside a rasterised canvas mask, within box (x0, y0, x1, y1)."""
+    """Up to n canonical points uniformly inside a half-resolution mask, within box (x0, y0, x1, y1)."""
     lo = -_MARGIN + 0.5  # keep candidates on the canvas so no index needs clipping
     hi = _CANVAS - _MARGIN - 1.5
     x0, y0, x1, y1 = max(box[0], lo), max(box[1], lo), min(box[2], hi), min(box[3], hi)
     cand = rng.random((n * 4, 2)) * [x1 - x0, y1 - y0] + [x0, y0]
-    ij = (cand + (_MARGIN + 0.5)).astype(np.intp)
+    ij = ((cand + (_MARGIN + 1.0)) * 0.5).astype(np.intp)
     return cand[mask[ij[:, 1], ij[:, 0]] > 0][:n]
 
 
@@ -338,8 +403,16 @@ def _gauss_terms(bumps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
 # Sums of separable bumps are one small matrix product each (m*n*k under ~10^5: far below OpenBLAS's
 # threading threshold, so these stay single-threaded, measured CPU time = wall time).
-def _normals(cx: float, cy: float, a: float, relief: np.ndarray) -> np.ndarray:
-    """Unit normals x127 as int8 (3, LOW, LOW): a head ellipsoid plus Gaussian relief (nose, brows, cheeks)."""
+def _maps(bumps: np.ndarray, tints: np.ndarray, cx: float, cy: float, a: float) -> tuple:
+    """Low-resolution maps from Gaussian bumps (17, 5): rows 0-9 shading relief, 10-14 colour spots (their
+    RGB amplitudes in tints (5, 3)), 15-16 the pose-warp depth. One set of 1-D Gaussians serves all three.
+
+    Returns unit normals (LOW, LOW, 3) float32 of a head ellipsoid plus the relief (interleaved, so one
+    cv2.transform per image lights them), the multiplicative albedo x128 as uint8 (LOW, LOW, 4; alpha 128)
+    and the depth (LOW, LOW) float32.
+    """
+    gx, gy, dgx, dgy = _gauss_terms(bumps)
+    amp = bumps[:, 4:5]
     b = 64.0
     u = (_LOW_XY - cx) / a
     v = (_LOW_XY - cy) / b
@@ -348,43 +421,27 @@ def _normals(cx: float, cy: float, a: float, relief: np.ndarray) -> np.ndarray:
     np.maximum(iw, 0.0484, out=iw)
     np.sqrt(iw, out=iw)
     np.divide(1.0, iw, out=iw)
-    gx, gy, dgx, dgy = _gauss_terms(relief)
-    amp = relief[:, 4:5]
-    n = np.empty((3, _LOW, _LOW), np.float32)
-    np.multiply((0.9 * u), iw, out=n[0])
-    n[0] -= (amp * gy).T @ dgx
-    np.multiply((0.9 * a / b * v)[:, None], iw, out=n[1])
-    n[1] -= (amp * dgy).T @ gx
-    nz = n[0] * n[0]
-    nz += n[1] * n[1]
+    n = np.empty((_LOW, _LOW, 3), np.float32)
+    nx = (0.9 * u) * iw
+    nx -= (amp[:10] * gy[:10]).T @ dgx[:10]
+    ny = (0.9 * a / b * v)[:, None] * iw
+    ny -= (amp[:10] * dgy[:10]).T @ gx[:10]
+    nz = nx * nx
+    nz += ny * ny
     nz += 1.0
     np.sqrt(nz, out=nz)
-    np.divide(127.0, nz, out=n[2])
-    n[0] *= n[2]
-    n[1] *= n[2]
-    return np.rint(n, out=n).astype(np.int8)
+    np.divide(1.0, nz, out=nz)
+    n[..., 2] = nz
+    n[..., 0] = nx * nz
+    n[..., 1] = ny * nz
 
-
-def _colour_map(spots: np.ndarray) -> np.ndarray:
-    """Multiplicative albedo x128 as uint8 (LOW, LOW, 4; alpha 128) from Gaussian spots (K, 5 + 3 amplitudes)."""
-    gx, gy, _, _ = _gauss_terms(spots[:, :5])
-    right = np.zeros((len(spots), _LOW, 4), np.float32)
-    right[..., :3] = gx[:, :, None] * (128.0 * spots[:, None, 5:8])
-    albedo = gy.T @ right.reshape(len(spots), -1)
+    right = np.zeros((5, _LOW, 4), np.float32)
+    right[..., :3] = gx[10:15, :, None] * (128.0 * tints[:, None, :])
+    albedo = gy[10:15].T @ right.reshape(5, -1)
     albedo += 128.5
-    return np.minimum(albedo, 255.0).astype(np.uint8).reshape(_LOW, _LOW, 4)
-
-
-def _depth_slopes(bumps: np.ndarray) -> np.ndarray:
-    """Depth and its x, y slopes per canonical pixel (LOW, LOW, 3) of a sum of Gaussian bumps (K, 5)."""
-    gx, gy, dgx, dgy = _gauss_terms(bumps)
-    amp = bumps[:, 4:5]
-    k = len(bumps)
-    right = np.zeros((2 * k, _LOW, 3), np.float32)
-    right[:k, :, 0] = amp * gx
-    right[:k, :, 1] = amp * dgx
-    right[k:, :, 2] = amp * gx
-    return (np.concatenate([gy, dgy]).T @ right.reshape(2 * k, -1)).reshape(_LOW, _LOW, 3)
+    albedo = np.minimum(albedo, 255.0).astype(np.uint8).reshape(_LOW, _LOW, 4)
+    depth = gy[15:].T @ (amp[15:] * gx[15:])
+    return n, albedo, depth
 
 
 def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
@@ -438,11 +495,10 @@ def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
         back[40:] = [[cx - w - spread, jaw_top + 20], [cx - w - spread + 2, length]]
 
     # Strands flow away from the parting; curly hair gets short random arcs instead.
-    mask = np.zeros((_CANVAS, _CANVAS), np.uint8)
-    cv2.fillPoly(mask, [_fix(front)], 255, cv2.LINE_8, _SHIFT)
+    front_fixed = _fix(front)
     box = (cx - w - vol - 6, top - vol - 2, cx + w + vol + 6, jaw_top + 60)
     n = int({0: 110, 1: 150, 2: 150, 3: 40, 4: 150, 5: 170}[style] * d.uniform(0.7, 1.2))
-    starts = _sample_in(mask, rng, n, box)
+    starts = _sample_in(_mask([front_fixed]), rng, n, box)
     noise = rng.standard_normal((len(starts), 3))
     if style == 5:
         dirs = _unit(noise[:, :2])
@@ -456,10 +512,8 @@ def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
     hairs = _strands(starts, dirs, lengths, bend)
     back_hairs = None
     if back is not None:
-        mask[:] = 0
-        cv2.fillPoly(mask, [_fix(back)], 255, cv2.LINE_8, _SHIFT)
-        cv2.fillPoly(mask, [_fix(p["jaw"])], 0, cv2.LINE_8, _SHIFT)
-        mask[: int(jaw_top + _MARGIN)] = 0
+        # Back hair hangs below the jaw line (the sampling box starts there) and outside the face.
+        mask = _mask([_fix(p["jaw"])], _mask([_fix(back)]), 0)
         starts = _sample_in(mask, rng, 70, (cx - w - vol - 10, jaw_top, cx + w + vol + 10, 150))
         g = rng.standard_normal((len(starts), 3))
         dirs = np.empty_like(starts)
@@ -468,28 +522,31 @@ def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
         dirs = _unit(dirs + 0.15 * g[:, :2])
         back_hairs = _strands(starts, dirs, 10 + 2 * g[:, 2], np.clip(g[:, 2], -1.5, 1.5))
     density = d.uniform(0.45, 0.7) if style == 3 else 1.0
-    return front, back, hairs, back_hairs, density
+    return front_fixed, back, hairs, back_hairs, density
 
 
 @functools.lru_cache(maxsize=_CACHE)
 def _identity(seed: int, identity: int) -> _Identity:
     """Sample one person and pre-render everything about them that no expression changes."""
-    rng = np.random.default_rng([_TAG_IDENTITY, seed, identity])
+    rng = _rng(0, _TAG_IDENTITY, seed, identity)
     d = _Draws(rng, 224)  # about 130 uniforms and 30 normals are used
     male = d.uniform(0, 1)
     age = min(max(d.normal(0.4, 0.22), 0.0), 1.0)
 
+    # Colours are (r, g, b) tuples of floats: a few scalar products each, far cheaper than tiny arrays.
     tone = d.uniform(0, 1) ** 0.8 * (len(_SKIN) - 1)
     k = min(int(tone), len(_SKIN) - 2)
-    skin = _mix(_SKIN[k], _SKIN[k + 1], tone - k) * np.exp(0.04 * d.normals(3))
-    skin = (skin * [1.0, 1.0 - 0.04 * male, 1.0 - 0.03 * male]).astype(np.float32)
+    j0, j1, j2 = (math.exp(0.04 * v) for v in d.normals(3))
+    skin = _times(_mix(_SKIN_T[k], _SKIN_T[k + 1], tone - k), j0, j1 * (1.0 - 0.04 * male), j2 * (1.0 - 0.03 * male))
     dark = 1.0 - tone / (len(_SKIN) - 1)
-    hair_p = _HAIR_P * [1 + 3 * dark, 1 + dark, 1, 1, 1 - dark, 1 - dark, 1 + 4 * age**2, 5 * age**3]
-    hair = _HAIR[d.choice(hair_p)] * np.exp(0.08 * d.normals(3))
-    brow = _mix(hair * 0.8, skin * 0.35, 0.3 if hair.mean() > 120 else 0.0)
-    iris = _IRIS[d.choice(_IRIS_P * [1 + 3 * dark, 1 + dark, 1, 1 - dark, 1 - dark, 1 - dark])]
-    iris = iris * np.exp(0.1 * d.normals(3))
-    lip = skin * [0.86, 0.58, 0.6] * d.uniform(0.85, 1.05)
+    hair_p = [w * f for w, f in zip(_HAIR_P_T, (1 + 3 * dark, 1 + dark, 1, 1, 1 - dark, 1 - dark, 1 + 4 * age**2,
+                                                5 * age**3))]
+    hair = _times(_HAIR_T[d.choice(hair_p)], *(math.exp(0.08 * v) for v in d.normals(3)))
+    brow = _mix(_times(hair, 0.8, 0.8, 0.8), _times(skin, 0.35, 0.35, 0.35), 0.3 if sum(hair) > 360 else 0.0)
+    iris_p = [w * f for w, f in zip(_IRIS_P_T, (1 + 3 * dark, 1 + dark, 1, 1 - dark, 1 - dark, 1 - dark))]
+    iris = _times(_IRIS_T[d.choice(iris_p)], *(math.exp(0.1 * v) for v in d.normals(3)))
+    lk = d.uniform(0.85, 1.05)
+    lip = _times(skin, 0.86 * lk, 0.58 * lk, 0.6 * lk)
 
     # Geometry jitters around the ArcFace template, as real faces do after 5-point alignment.
     cx = 56.0 + d.normal(0, 0.5)
@@ -511,35 +568,37 @@ def _identity(seed: int, identity: int) -> _Identity:
     top = d.uniform(-8.0, 2.0)
     p = {"cx": cx, "face_w": face_w, "jaw_top": jaw_top, "top": top, "eye_y": eye_y, "jaw": jaw}
     style_p = [0.45, 0.12, 0.04, 0.22, 0.07, 0.10] if male > 0.55 else [0.10, 0.28, 0.34, 0.02, 0.16, 0.10]
-    front, back, hairs, back_hairs, density = _hair(p, d, rng, d.choice(style_p))
+    front_fixed, back, hairs, back_hairs, density = _hair(p, d, rng, d.choice(style_p))
 
     canvas = np.zeros((_CANVAS, _CANVAS, 4), np.uint8)
     if back is not None:
-        _fill(canvas, back, hair * 0.82)
-        _stroke(canvas, back_hairs, hair * 0.55)
-        _stroke(canvas, np.ascontiguousarray(back_hairs[::3]), hair * 1.2)
+        _fill(canvas, back, _rgba(hair, 0.82))
+        _stroke(canvas, back_hairs, _rgba(hair, 0.55), line=_HAIR_LINE)
+        _stroke(canvas, np.ascontiguousarray(back_hairs[::3]), _rgba(hair, 1.2), line=_HAIR_LINE)
     # The neck only shows when the head is shrunk or shifted, but then it must be there. No clothes:
     # a per-person shirt colour in the corners would be an identity shortcut.
     neck_w = face_w * 0.62
     _fill(canvas, np.array([[cx - neck_w, jaw[4, 1] - 8], [cx - neck_w - 2, 134], [cx + neck_w + 2, 134],
-                            [cx + neck_w, jaw[12, 1] - 8]]), skin * 0.78)
+                            [cx + neck_w, jaw[12, 1] - 8]]), _rgba(skin, 0.78))
     ear_w, ear_h = d.uniform(4.0, 6.0), d.uniform(9.5, 12.5)
     for s in (-1.0, 1.0):
         centre = (cx + s * (face_w - 1.0 - 0.3 * ear_w), eye_y + 11)
-        _ellipse(canvas, centre, (ear_w, ear_h), s * 8, skin * 0.93)
+        _ellipse(canvas, centre, (ear_w, ear_h), s * 8, _rgba(skin, 0.93))
         helix = (-80, 80) if s > 0 else (100, 260)
-        _ellipse(canvas, centre, (ear_w * 0.6, ear_h * 0.75), s * 8, skin * 0.7, 1, helix)
+        _ellipse(canvas, centre, (ear_w * 0.6, ear_h * 0.75), s * 8, _rgba(skin, 0.7), 1, helix)
     dense = _dense(jaw)
     outline = np.empty((len(dense) + 18, 2))
     outline[: len(dense)] = dense
     outline[len(dense) :, 0] = cx + face_w * _COS20[1:-1]
     outline[len(dense) :, 1] = jaw_top - (jaw_top - top - 2) * _SIN20[1:-1]
-    _fill(canvas, outline, skin)
+    _fill(canvas, outline, _rgba(skin))
 
     # Fine identity detail: moles, freckles, wrinkles. Fixed per person, so it is identity signal.
     for _ in range(int(rng.poisson(1.3))):
         mx, my_ = cx + d.uniform(-0.85, 0.85) * face_w, d.uniform(eye_y - 25, chin_y - 4)
-        _ellipse(canvas, (mx, my_), (d.uniform(0.6, 1.5),) * 2, 0, skin * d.uniform(0.3, 0.6) * [1.0, 0.85, 0.8])
+        radius = d.uniform(0.6, 1.5)
+        shade = d.uniform(0.3, 0.6)
+        _ellipse(canvas, (mx, my_), (radius, radius), 0, _rgba(_times(skin, shade, shade * 0.85, shade * 0.8)))
     if d.uniform(0, 1) < 0.22:
         m = int(d.uniform(30, 90))
         g = rng.standard_normal((m, 4))
@@ -547,7 +606,8 @@ def _identity(seed: int, identity: int) -> _Identity:
         dots[:, 0, 0] = cx + np.sign(g[:, 0]) * np.abs(14 + 8 * g[:, 1])
         dots[:, 0, 1] = nose_y - 4 + 5 * g[:, 2]
         dots[:, 1] = dots[:, 0] + 0.3 * g[:, 2:4]
-        _stroke(canvas, _fix(dots), skin * d.uniform(0.7, 0.85) * [1.0, 0.9, 0.85], 1)
+        shade = d.uniform(0.7, 0.85)
+        _stroke(canvas, _fix(dots), _rgba(_times(skin, shade, shade * 0.9, shade * 0.85)), 1)
     lines = []
     for i in range(int(d.uniform(0, 3.99) * (age > 0.3))):
         y0 = eye_y - 16 - 4.0 * i + d.normal(0, 0.8)
@@ -563,15 +623,15 @@ def _identity(seed: int, identity: int) -> _Identity:
                 lines.append(_fix([[ex, eye_y], [ex + s * 4 * math.cos(a), eye_y + 4 * math.sin(a)]]))
             ey, ex = eye_y + eye_h + d.uniform(2.0, 3.5), cx + s * (eye_dx + 0.5)
             lines.append(_fix([[ex - 4.0, ey], [ex, ey + 1], [ex + 4.0, ey]]))
-    _stroke(canvas, lines, skin * (0.85 - 0.25 * age))
+    _stroke(canvas, lines, _rgba(skin, 0.85 - 0.25 * age))
 
     # Beard: stubble, goatee or full, with strands; a mustache sometimes on its own.
     bearded = male > 0.55 and d.uniform(0, 1) < 0.4 + 0.2 * age
     beard_kind = d.choice([0.45, 0.3, 0.25]) + 1 if bearded else 0
     mustache = beard_kind > 1 or (male > 0.55 and d.uniform(0, 1) < 0.12)
-    beard_col = hair * 0.9
     if beard_kind or mustache:
-        mask = np.zeros((_CANVAS, _CANVAS), np.uint8)
+        beard_col = _times(hair, 0.9, 0.9, 0.9)
+        shapes = []
         thick = d.uniform(0.15, 0.3) if beard_kind == 1 else d.uniform(0.35, 0.65)
         if beard_kind:
             low_lip = mouth_y + lip_low + 1.5
@@ -585,33 +645,34 @@ def _identity(seed: int, identity: int) -> _Identity:
                                                    [cx + mouth_w * 0.45, low_lip], [cx - mouth_w * 0.45, low_lip],
                                                    [cx - mouth_w - 4, mouth_y - 3], [jaw[1, 0] + 4, cheek]]])
             fixed = _fix(poly)
-            cv2.fillPoly(canvas, [fixed], _col(_mix(skin, beard_col, thick)), _AA, _SHIFT)
-            cv2.fillPoly(mask, [fixed], 255, cv2.LINE_8, _SHIFT)
+            cv2.fillPoly(canvas, [fixed], _rgba(_mix(skin, beard_col, thick)), _AA, _SHIFT)
+            shapes.append(fixed)
         if mustache:
             t_, b_ = nose_y + 4.5, mouth_y - lip_up + 0.5
             fixed = _fix([[cx - mouth_w - 2, b_ + 2], [cx - mouth_w * 0.6, t_ + 1.5], [cx, t_ + 0.5],
                           [cx + mouth_w * 0.6, t_ + 1.5], [cx + mouth_w + 2, b_ + 2], [cx + mouth_w * 0.5, b_],
                           [cx, b_ - 0.5], [cx - mouth_w * 0.5, b_]])
-            cv2.fillPoly(canvas, [fixed], _col(_mix(skin, beard_col, max(thick, 0.5))), _AA, _SHIFT)
-            cv2.fillPoly(mask, [fixed], 255, cv2.LINE_8, _SHIFT)
+            cv2.fillPoly(canvas, [fixed], _rgba(_mix(skin, beard_col, max(thick, 0.5))), _AA, _SHIFT)
+            shapes.append(fixed)
         box = (cx - face_w, nose_y - 4, cx + face_w, chin_y + 2)
-        pts = _sample_in(mask, rng, 260 if beard_kind == 1 else 200, box)
+        pts = _sample_in(_mask(shapes), rng, 260 if beard_kind == 1 else 200, box)
         g = rng.standard_normal((len(pts), 3))
         dirs = np.empty_like(pts)
         dirs[:, 0] = (pts[:, 0] - cx) * 0.03
         dirs[:, 1] = 1.0
         dirs = _unit(dirs + 0.4 * g[:, :2])
         length = (1.0 + 0.25 * g[:, 2]) if beard_kind == 1 else (3.2 + 0.7 * g[:, 2])
-        _stroke(canvas, _strands(pts, dirs, length, 0.3 * g[:, 2]), hair * 0.6)
+        _stroke(canvas, _strands(pts, dirs, length, 0.3 * g[:, 2]), _rgba(hair, 0.6), line=_HAIR_LINE)
 
     # Nose: nostrils, wings, a faint bridge and a tip highlight (the relief below adds the shading).
     for s in (-1.0, 1.0):
-        _ellipse(canvas, (cx + s * nose_w * 0.5, nose_y + 3.2), (nose_w * 0.3, 1.1), -s * 18, skin * 0.3)
-    _stroke(canvas, _fix(_BEZ7 @ (_NOSE_SIDE * [nose_w, 1.0]) + [cx, nose_y]), skin * 0.68)
-    bridge = [[[cx - nose_bridge, eye_y + 2], [cx - nose_bridge * 1.1, nose_y - 5.0]],
-              [[cx + nose_bridge, eye_y + 2], [cx + nose_bridge * 1.1, nose_y - 5.0]]]
-    _stroke(canvas, _fix(bridge), skin * 0.9)
-    _ellipse(canvas, (cx, nose_y - 1.0), (2.2, 1.3), 0, skin * 1.08)
+        _ellipse(canvas, (cx + s * nose_w * 0.5, nose_y + 3.2), (nose_w * 0.3, 1.1), -s * 18, _rgba(skin, 0.3))
+    sides = _fix(_BEZ7 @ (_NOSE_SIDE * [nose_w, 1.0]) + [cx, nose_y])
+    bridge = _fix([[[cx - nose_bridge, eye_y + 2], [cx - nose_bridge * 1.1, nose_y - 5.0]],
+                   [[cx + nose_bridge, eye_y + 2], [cx + nose_bridge * 1.1, nose_y - 5.0]]])
+    _stroke(canvas, sides, _rgba(skin, 0.68))
+    _stroke(canvas, bridge, _rgba(skin, 0.9))
+    _ellipse(canvas, (cx, nose_y - 1.0), (2.2, 1.3), 0, _rgba(skin, 1.08))
 
     # Skin texture multiplies the colour (x128 fixed point): it is albedo, and premultiplied alpha stays valid.
     fine, coarse, _ = _banks(seed)
@@ -621,41 +682,35 @@ def _identity(seed: int, identity: int) -> _Identity:
                               coarse_w / _TEX, 128.0, dtype=cv2.CV_8U)
     canvas = cv2.multiply(canvas, cv2.merge((texture, texture, texture, _ALPHA128)), scale=1.0 / 128.0)
 
-    # Front hair goes straight onto the textured skin. Where per-image features (brows, eyes, mouth)
-    # go, the same hair is also drawn into a small layer that is re-laid over them per image.
-    hair_fill = _col(_mix(skin, hair, density))
-    light = _mix(hair * 1.35, np.array([255.0, 240.0, 210.0]), 0.12)
-    front_fixed = _fix(front)
-    cv2.fillPoly(canvas, [front_fixed], hair_fill, _AA, _SHIFT)
-    _stroke(canvas, np.ascontiguousarray(hairs[0::2]), hair * 0.6)
-    _stroke(canvas, np.ascontiguousarray(hairs[1::2]), light)
-
+    # Front hair goes straight onto the textured skin. Per-image features (brows, eyes, mouth) are drawn
+    # later, so the pixels the hair changes in their zone are kept and laid back over them per image.
+    hair_fill = _rgba(_mix(skin, hair, density))
+    light = _rgba(_mix(_times(hair, 1.35, 1.35, 1.35), (255.0, 240.0, 210.0), 0.12))
     brow_gap, brow_len, brow_thick = d.uniform(7.0, 10.5), d.uniform(1.9, 2.4), d.uniform(1.8, 3.2) + 0.9 * male
     x0 = int(cx - eye_dx - eye_w * brow_len * 0.62 - 3 + _MARGIN)
     x1 = int(cx + eye_dx + eye_w * brow_len * 0.62 + 4 + _MARGIN)
     y0 = int(eye_y - brow_gap - 12 + _MARGIN)
     y1 = int(mouth_y + lip_low + 10 + _MARGIN)
+    before = canvas[y0:y1, x0:x1].copy()
+    cv2.fillPoly(canvas, [front_fixed], hair_fill, _AA, _SHIFT)
+    _stroke(canvas, np.ascontiguousarray(hairs[0::2]), _rgba(hair, 0.6), line=_HAIR_LINE)
+    _stroke(canvas, np.ascontiguousarray(hairs[1::2]), light, line=_HAIR_LINE)
+    zone = canvas[y0:y1, x0:x1]
+    changed = zone.view(np.uint32)[..., 0] != before.view(np.uint32)[..., 0]
     overlay = None
-    zone = np.zeros((y1 - y0, x1 - x0, 4), np.uint8)
-    shift = np.array([x0 << _SHIFT, y0 << _SHIFT], np.int32)
-    # Only hairs whose bounding box (grown by a pixel of anti-aliasing) meets the zone are redrawn.
-    near = (hairs[:, :, 1].max(1) >= shift[1] - 32) & (hairs[:, :, 0].max(1) >= shift[0] - 32)
-    near &= hairs[:, :, 0].min(1) < (x1 + 2) << _SHIFT
-    if near.any() or front_fixed[:, 1].max() >= shift[1]:
-        cv2.fillPoly(zone, [front_fixed - shift], hair_fill, _AA, _SHIFT)
-        _stroke(zone, hairs[near[0::2].nonzero()[0] * 2] - shift, hair * 0.6)
-        _stroke(zone, hairs[near[1::2].nonzero()[0] * 2 + 1] - shift, light)
-        bx, by, bw, bh = cv2.boundingRect(cv2.extractChannel(zone, 3))
-        if bw:
-            overlay = (y0 + by, y0 + by + bh, x0 + bx, x0 + bx + bw, zone[by : by + bh, bx : bx + bw].copy())
+    bx, by, bw, bh = cv2.boundingRect(changed.view(np.uint8))
+    if bw:
+        keep = changed[by : by + bh, bx : bx + bw, None].copy()
+        overlay = (y0 + by, y0 + by + bh, x0 + bx, x0 + bx + bw, zone[by : by + bh, bx : bx + bw].copy(), keep)
 
     # Eyes: lid geometry relative to the corners; openness is applied per image.
     outer = np.array([[cx - eye_dx - eye_w, eye_y + 0.2 - eye_tilt], [cx + eye_dx + eye_w, eye_y - 0.2 - eye_tilt]])
     inner = np.array([[cx - eye_dx + eye_w * 0.92, eye_y + 0.5], [cx + eye_dx - eye_w * 0.92, eye_y + 0.1]])
-    eye_base = outer[:, None, :] + (inner - outer)[:, None, :] * _T9[:, None]
-    eye_profile = np.empty((2, 9))
-    eye_profile[0] = np.sin(math.pi * _T9**eye_skew) ** 0.8
-    eye_profile[1] = _EYE_LOWER
+    eye_rest = np.empty((2, 2, 9, 2))
+    eye_rest[:] = outer[:, None, :] + (inner - outer)[:, None, :] * _T9[:, None]
+    eye_move = np.zeros((2, 2, 9, 2))
+    eye_move[0, :, :, 1] = np.sin(math.pi * _T9**eye_skew) ** 0.8 * -eye_h
+    eye_move[1, :, :, 1] = _EYE_LOWER * (0.75 * eye_h)
     eye_centres = np.array([[cx - eye_dx, eye_y + 0.2], [cx + eye_dx, eye_y - 0.2]])
 
     # Brows: outline and hair strands at rest; lift (y, per unit of raise) grows towards the inner end.
@@ -734,32 +789,35 @@ def _identity(seed: int, identity: int) -> _Identity:
 
     # Low-resolution maps as sums of separable Gaussian bumps (x0, y0, sx, sy, amplitude): shading
     # relief (nose, brow ridges, eye sockets, cheekbones, lips, chin), colour (blush, eye shadow,
-    # stubble shadow) and the pose-warp depth (a head dome and the nose; smooth, so the warp never folds).
-    relief = np.array(
+    # stubble shadow; RGB amplitudes in tints) and the pose-warp depth (a head dome and the nose;
+    # smooth, so the warp never folds).
+    blobs = np.array(
         [[cx, (eye_y + nose_y) / 2, nose_bridge * 0.8, (nose_y - eye_y) / 2.2, nose_depth * 0.7],
          [cx, nose_y - 1.5, nose_w * 0.55, 3.5, nose_depth * 0.6],
          [cx - eye_dx, eye_y - 8, 8, 3, d.uniform(1, 3)], [cx + eye_dx, eye_y - 8, 8, 3, d.uniform(1, 3)],
          [cx - eye_dx, eye_y, 7, 4.5, -d.uniform(2, 4)], [cx + eye_dx, eye_y, 7, 4.5, -d.uniform(2, 4)],
          [cx - 23, eye_y + 14, 7, 6, d.uniform(1, 3)], [cx + 23, eye_y + 14, 7, 6, d.uniform(1, 3)],
-         [cx, mouth_y, mouth_w * 0.6, 3.5, d.uniform(1, 2.5)], [cx, chin_y - 8, 7, 5, d.uniform(1, 3)]],
+         [cx, mouth_y, mouth_w * 0.6, 3.5, d.uniform(1, 2.5)], [cx, chin_y - 8, 7, 5, d.uniform(1, 3)],
+         [cx - 22, nose_y + 2, 8, 6, 0], [cx + 22, nose_y + 2, 8, 6, 0], [cx - eye_dx, eye_y - 2, 7, 3.5, 0],
+         [cx + eye_dx, eye_y - 2, 7, 3.5, 0], [cx, mouth_y + 6, 18, 9, 0],
+         [cx, 62.0, 30.0, 42.0, 30.0], [cx, nose_y - 4.0, 5.0, 8.0, nose_depth + 3.0]],
         np.float32,
     )
     blush, shadow, stubble = d.uniform(0, 0.1), d.uniform(0.04, 0.12), 0.06 * male * d.uniform(0, 1)
-    albedo = _colour_map(np.array(
-        [[cx - 22, nose_y + 2, 8, 6, 0, 0, -blush, -blush], [cx + 22, nose_y + 2, 8, 6, 0, 0, -blush, -blush],
-         [cx - eye_dx, eye_y - 2, 7, 3.5, 0, -shadow, -shadow, -shadow * 0.7],
-         [cx + eye_dx, eye_y - 2, 7, 3.5, 0, -shadow, -shadow, -shadow * 0.7],
-         [cx, mouth_y + 6, 18, 9, 0, -stubble, -stubble, -stubble * 0.5]], np.float32))
-    slopes = _depth_slopes(np.array([[cx, 62.0, 30.0, 42.0, 30.0], [cx, nose_y - 4.0, 5.0, 8.0, nose_depth + 3.0]],
-                                    np.float32))
+    tints = np.array([[0, -blush, -blush], [0, -blush, -blush], [-shadow, -shadow, -shadow * 0.7],
+                      [-shadow, -shadow, -shadow * 0.7], [-stubble, -stubble, -stubble * 0.5]], np.float32)
+    normals, albedo, depth = _maps(blobs, tints, cx, eye_y + 10.0, face_w + 1.0)
+    # Depth at the eye midpoint, in closed form from the two depth bumps.
+    eye_depth = 30.0 * math.exp(-0.5 * (((eye_y - 62.0) / 42.0) ** 2)) + (nose_depth + 3.0) * math.exp(
+        -0.5 * (((eye_y - nose_y + 4.0) / 8.0) ** 2))
 
-    sclera = _mix(np.array([226.0, 224.0, 218.0]), skin, 0.15)
     colours = {
-        "mouth": _col(_MOUTH_DARK), "teeth": _col(_TEETH), "lip_up": _col(lip * 0.88), "lip_low": _col(lip * 1.02),
-        "lip_line": _col(lip * 0.45), "lip_shine": _col(_mix(lip, np.array([255.0, 235.0, 230.0]), 0.35)),
-        "brow_fill": _col(_mix(skin, brow, d.uniform(0.35, 0.75))), "brow_hair": _col(brow * 0.9),
-        "lid": _col(skin * 0.72), "crease": _col(skin * 0.75), "lash": _col(_LASH), "sclera": _col(sclera),
-        "iris": _col(iris), "limbus": _col(iris * 0.5), "pupil": (8.0, 6.0, 6.0, 255.0),
+        "mouth": _rgba(_MOUTH_DARK), "teeth": _rgba(_TEETH), "lip_up": _rgba(lip, 0.88), "lip_low": _rgba(lip, 1.02),
+        "lip_line": _rgba(lip, 0.45), "lip_shine": _rgba(_mix(lip, (255.0, 235.0, 230.0), 0.35)),
+        "brow_fill": _rgba(_mix(skin, brow, d.uniform(0.35, 0.75))), "brow_hair": _rgba(brow, 0.9),
+        "lid": _rgba(skin, 0.72), "crease": _rgba(skin, 0.75), "lash": _rgba(_LASH),
+        "sclera": _rgba(_mix((226.0, 224.0, 218.0), skin, 0.15)),
+        "iris": _rgba(iris), "limbus": _rgba(iris, 0.5), "pupil": (8.0, 6.0, 6.0, 255.0),
         "glint": (250.0, 250.0, 250.0, 255.0),
     }
     return _Identity(
@@ -767,13 +825,13 @@ def _identity(seed: int, identity: int) -> _Identity:
         crease=d.uniform(1.8, 3.5) if d.uniform(0, 1) < 0.7 else 0.0,
         lash=2 if d.uniform(0, 1) < 0.35 * (1.2 - male) + 0.1 else 1, lip_low=lip_low, mouth_y=mouth_y,
         mouth_w=mouth_w, mouth_basis=mouth_basis, smile_lines=0.08 + 0.25 * age + d.uniform(0, 0.1),
-        eye_base=eye_base, eye_profile=eye_profile, eye_centres=eye_centres, brow_poly=brow_poly,
-        brow_lift=_BROW_LIFT, brow_strands=_fix(brow_strands.reshape(-1, 2, 2)), brow_strand_lift=strand_lift,
+        eye_rest=eye_rest, eye_move=eye_move, eye_centres=eye_centres, brow_fixed=(brow_poly + _MARGIN) * _ONE + 0.5,
+        brow_lm=(brow_poly[_BROW_ROW, _BROW_TOP] + brow_poly[_BROW_ROW, _BROW_BOTTOM]).reshape(10, 2) * 0.5,
+        brow_strands=_fix(brow_strands.reshape(-1, 2, 2)), brow_strand_lift=strand_lift,
         folds=folds, glasses=glasses, static_lm=static, base=canvas, overlay=overlay,
-        # Cached per process, so stored small: normals x127 as int8, albedo x128 as uint8.
-        normals=_normals(cx, eye_y + 10.0, face_w + 1.0, relief), albedo=albedo, depth_slopes=slopes,
-        eye_depth=float(cv2.remap(slopes, np.float32([[[(cx + _MARGIN - 0.5) / 2, (eye_y + _MARGIN - 0.5) / 2]]]), None,
-                                  cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0, 0, 0]),
+        # Cached per process: the albedo is stored small, x128 as uint8.
+        normals=normals, albedo=albedo, depth=depth,
+        eye_depth=eye_depth,
     )
 
 
@@ -849,60 +907,55 @@ def _features(p: _Identity, nz: _Nuisance, canvas: np.ndarray) -> np.ndarray:
     lm = p.static_lm.copy()
     c = p.colours
 
-    # Mouth: rows of p.mouth_basis are u, u^2, and the lip profiles; a smile lifts and widens the
-    # corners, opening the mouth drops the lower lip.
-    u, u2, prof_up, prof_low, prof_drop, prof_open, tilt = p.mouth_basis
-    base = p.mouth_y + nz.smile * (0.6 - 2.6 * u2) + tilt
-    drop = (5.0 * nz.open) * prof_drop
-    ys = np.empty((4, len(u)))
-    np.subtract(base, prof_up, out=ys[0])
-    np.subtract(base, (0.8 * nz.open) * prof_open, out=ys[1])
-    np.add(base, drop, out=ys[2])
-    np.add(ys[2], prof_low, out=ys[3])
-    x = p.cx + u * (p.mouth_w * (1.0 + 0.07 * nz.smile))
+    # Mouth: rows of p.mouth_basis are u, u^2, the lip profiles, tilt and ones; one small matrix product
+    # gives x and the four lip curves' y: a smile lifts and widens the corners, opening drops the lower lip.
+    s, o = nz.smile, nz.open
+    y0 = p.mouth_y + 0.6 * s
+    k = -2.6 * s
+    curves = np.array([[p.mouth_w * (1.0 + 0.07 * s), 0, 0, 0, 0, 0, 0, p.cx],
+                       [0, k, -1, 0, 0, 0, 1, y0],
+                       [0, k, 0, 0, 0, -0.8 * o, 1, y0],
+                       [0, k, 0, 0, 5.0 * o, 0, 1, y0],
+                       [0, k, 0, 1, 5.0 * o, 0, 1, y0]]) @ p.mouth_basis
     n = len(_U17)
-    lm[48:55, 0], lm[48:55, 1] = x[n : n + 7], ys[0, n : n + 7]
-    lm[55:60, 0], lm[55:60, 1] = x[n + 7 : n + 12], ys[3, n + 7 : n + 12]
-    lm[60:65, 0], lm[60:65, 1] = x[n + 12 : n + 17], ys[1, n + 12 : n + 17]
-    lm[65:68, 0], lm[65:68, 1] = x[n + 17 :], ys[2, n + 17 :]
+    lm[48:68, 0] = curves[0, n:]
+    lm[48:68, 1] = curves[_MOUTH_ROW, _MOUTH_COL]
+    fixed = (curves[:, :n] + _MARGIN) * _ONE + 0.5
     lips = np.empty((4, n, 2), np.int32)
-    lips[..., 0] = (x[:n] + _MARGIN) * _ONE + 0.5
-    lips[..., 1] = (ys[:, :n] + _MARGIN) * _ONE + 0.5
+    lips[..., 0] = fixed[0]
+    lips[..., 1] = fixed[1:]
     uo, ui, li, lo = lips
-    if nz.open > 0.05:
+    if o > 0.05:
         cv2.fillPoly(canvas, [np.concatenate([ui, li[::-1]])], c["mouth"], _AA, _SHIFT)
         teeth = ui.copy()
-        teeth[:, 1] += (min(2.6, 6.0 * nz.open) * _ONE * prof_open[:n]).astype(np.int32)
+        teeth[:, 1] += (min(2.6, 6.0 * o) * _ONE * p.mouth_basis[5, :n]).astype(np.int32)
         cv2.fillPoly(canvas, [np.concatenate([ui, teeth[::-1]])], c["teeth"], _AA, _SHIFT)
-    cv2.fillPoly(canvas, [np.concatenate([uo, ui[::-1]])], c["lip_up"], _AA, _SHIFT)
-    cv2.fillPoly(canvas, [np.concatenate([li, lo[::-1]])], c["lip_low"], _AA, _SHIFT)
+    cv2.fillPoly(canvas, [lips.reshape(-1, 2)[_UPPER_LIP]], c["lip_up"], _AA, _SHIFT)
+    cv2.fillPoly(canvas, [lips.reshape(-1, 2)[_LOWER_LIP]], c["lip_low"], _AA, _SHIFT)
     cv2.polylines(canvas, [ui], False, c["lip_line"], 1, _AA, _SHIFT)
-    shine = lo[6:11].copy()
-    shine[:, 1] -= int(p.lip_low * 0.45 * _ONE)
-    cv2.polylines(canvas, [shine], False, c["lip_shine"], 1, _AA, _SHIFT)
-    _stroke(canvas, p.folds, p.skin * (1.0 - 0.5 * (p.smile_lines + 0.25 * max(nz.smile, 0.0))))
+    shine = lo[6:11] - [0, int(p.lip_low * 0.45 * _ONE)]
+    cv2.polylines(canvas, [shine.astype(np.int32)], False, c["lip_shine"], 1, _AA, _SHIFT)
+    f = 1.0 - 0.5 * (p.smile_lines + 0.25 * max(s, 0.0))
+    r, g, b = p.skin
+    cv2.polylines(canvas, p.folds, False, (r * f, g * f, b * f, 255.0), 1, _AA, _SHIFT)
 
     # Brows: raised or lowered as a whole, the inner ends a little more (expression).
     lift = -1.8 * nz.brow
-    polys = p.brow_poly + lift * p.brow_lift
-    cv2.fillPoly(canvas, _fix(polys), c["brow_fill"], _AA, _SHIFT)
-    lm[17:27] = (polys[_BROW_ROW, _BROW_TOP] + polys[_BROW_ROW, _BROW_BOTTOM]).reshape(10, 2) * 0.5
+    cv2.fillPoly(canvas, (p.brow_fixed + lift * _BROW_LIFT_FIXED).astype(np.int32), c["brow_fill"], _AA, _SHIFT)
+    lm[17:27] = p.brow_lm + lift * _BROW_LM_LIFT
     hairs = p.brow_strands + (lift * p.brow_strand_lift).astype(np.int32)
     cv2.polylines(canvas, hairs, False, c["brow_hair"], 1, _AA, _SHIFT)
 
     # Eyes: sclera and iris composited inside the lid outline, then lower lid, crease and lash line.
-    openness = nz.blink * (1.0 - 0.25 * max(nz.smile, 0.0)) * (1.0 + 0.15 * max(nz.brow, 0.0))
-    upper = p.eye_base.copy()
-    upper[..., 1] -= (p.eye_h * openness) * p.eye_profile[0]
-    lower = p.eye_base.copy()
-    lower[..., 1] += (p.eye_h * 0.75 * max(openness, 0.15) * (0.7 + 0.3 * openness)) * p.eye_profile[1]
-    lm[36:42] = [upper[0, 0], upper[0, 3], upper[0, 5], upper[0, 8], lower[0, 5], lower[0, 3]]
-    lm[42:48] = [upper[1, 8], upper[1, 5], upper[1, 3], upper[1, 0], lower[1, 3], lower[1, 5]]
-    fu, fl = _fix(upper), _fix(lower)
+    # p.eye_rest and p.eye_move are (upper, lower) x (left, right) x 9 lid points at rest and per unit open.
+    openness = nz.blink * (1.0 - 0.25 * max(s, 0.0)) * (1.0 + 0.15 * max(nz.brow, 0.0))
+    lower_open = max(openness, 0.15) * (0.7 + 0.3 * openness)
+    lids = p.eye_rest + np.array([[[[openness]]], [[[lower_open]]]]) * p.eye_move
+    lm[36:48] = lids.reshape(-1, 2)[_EYE_LM]
+    fu, fl = _fix(lids)
     flicks = fu[:, [1, 0, 0]] + _FLICK
     if openness >= 0.3:
-        for k in range(2):
-            _eye(canvas, p, nz, fu[k], fl[k], k)
+        _eyes(canvas, p, nz, fu, fl)
         cv2.polylines(canvas, fl, False, c["lid"], 1, _AA, _SHIFT)
         if p.crease > 0:
             cv2.polylines(canvas, fu[:, 1:-1] - [0, int(p.crease * _ONE)], False, c["crease"], 1, _AA, _SHIFT)
@@ -911,26 +964,28 @@ def _features(p: _Identity, nz: _Nuisance, canvas: np.ndarray) -> np.ndarray:
     return lm
 
 
-def _eye(canvas: np.ndarray, p: _Identity, nz: _Nuisance, upper: np.ndarray, lower: np.ndarray, k: int) -> None:
-    """Sclera, iris, pupil and catch-light, drawn in a small patch and masked by the lid outline."""
-    poly = np.concatenate([upper, lower[::-1]])
-    x0, y0 = (poly.min(0) >> _SHIFT).tolist()
-    x1, y1 = ((poly.max(0) >> _SHIFT) + 2).tolist()
+def _eyes(canvas: np.ndarray, p: _Identity, nz: _Nuisance, upper: np.ndarray, lower: np.ndarray) -> None:
+    """Sclerae, irises, pupils and catch-lights, drawn in one patch over both eyes, masked by the lid outlines."""
+    polys = np.concatenate([upper, lower[:, ::-1]], axis=1)
+    flat = polys.reshape(-1, 2)
+    x0, y0 = (flat.min(0) >> _SHIFT).tolist()
+    x1, y1 = ((flat.max(0) >> _SHIFT) + 2).tolist()
     roi = canvas[y0:y1, x0:x1]
     # A hard mask is enough: the anti-aliased lash and lid lines drawn next cover its edge.
     mask = np.zeros(roi.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [poly - [x0 << _SHIFT, y0 << _SHIFT]], 255, cv2.LINE_8, _SHIFT)
+    cv2.fillPoly(mask, polys - [x0 << _SHIFT, y0 << _SHIFT], 255, cv2.LINE_8, _SHIFT)
     c = p.colours
     inside = np.empty_like(roi)
     inside[:] = c["sclera"]
-    cx, cy = (p.eye_centres[k] + nz.gaze + _MARGIN - [x0, y0]) * _ONE
-    ci = (int(cx + 0.5), int(cy + 0.5))
     r = int(p.iris_r * _ONE + 0.5)
-    cv2.circle(inside, ci, r, c["iris"], -1, _AA, _SHIFT)
-    cv2.circle(inside, ci, r, c["limbus"], 1, _AA, _SHIFT)
-    cv2.circle(inside, ci, int(p.iris_r * 0.45 * _ONE + 0.5), c["pupil"], -1, _AA, _SHIFT)
-    hx = cx + (0.9 - 0.8 * float(nz.lights[0, 0])) * _ONE
-    cv2.circle(inside, (int(hx), int(cy - 0.9 * _ONE)), int(0.55 * _ONE), c["glint"], -1, _AA, _SHIFT)
+    r_pupil = int(p.iris_r * 0.45 * _ONE + 0.5)
+    glint_dx = (0.9 - 0.8 * float(nz.lights[0, 0])) * _ONE
+    for cx, cy in ((p.eye_centres + nz.gaze + _MARGIN - [x0, y0]) * _ONE).tolist():
+        ci = (int(cx + 0.5), int(cy + 0.5))
+        cv2.circle(inside, ci, r, c["iris"], -1, _AA, _SHIFT)
+        cv2.circle(inside, ci, r, c["limbus"], 1, _AA, _SHIFT)
+        cv2.circle(inside, ci, r_pupil, c["pupil"], -1, _AA, _SHIFT)
+        cv2.circle(inside, (int(cx + glint_dx), int(cy - 0.9 * _ONE)), int(0.55 * _ONE), c["glint"], -1, _AA, _SHIFT)
     np.copyto(roi, inside, where=mask[..., None] > 0)
 
 
@@ -938,10 +993,10 @@ def _draw_glasses(canvas: np.ndarray, p: _Identity, nz: _Nuisance) -> None:
     """Frames (fixed per person) and, in some images, a glare streak on one lens."""
     rims, arms, colour, thick, centres = p.glasses
     cv2.polylines(canvas, rims, True, _col(colour), thick, _AA, _SHIFT)
-    _stroke(canvas, arms, colour, thick)
+    _stroke(canvas, arms, _col(colour), thick)
     if nz.glare > 0.6:
         c = centres[int(nz.glare * 10) % 2]
-        _stroke(canvas, [_fix(np.array([c + [-3.0, 2.0], c + [1.0, -3.0]]))], np.array([245.0, 245.0, 250.0]), 2)
+        _stroke(canvas, [_fix(np.array([c + [-3.0, 2.0], c + [1.0, -3.0]]))], (245.0, 245.0, 250.0, 255.0), 2)
 
 
 def _pose(p: _Identity, nz: _Nuisance) -> tuple[np.ndarray, np.ndarray]:
@@ -957,65 +1012,68 @@ def _pose(p: _Identity, nz: _Nuisance) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _depth_at(p: _Identity, pts: np.ndarray) -> np.ndarray:
-    """Depth and its x, y slopes (N, 3) at canonical points, interpolated by cv2 as the pixel warp does."""
-    g = ((pts + (_MARGIN - 0.5)) * 0.5).astype(np.float32).reshape(-1, 1, 2)
-    z = cv2.remap(p.depth_slopes, g, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return z.reshape(-1, 3).astype(np.float64)
+    """Depth (3, N) at canonical points and one pixel right of and below them, interpolated by cv2 as
+    the pixel warp does: row 0 is the depth, rows 1 and 2 minus row 0 are its x and y slopes."""
+    g = ((pts + (_MARGIN - 0.5)) * 0.5).astype(np.float32)
+    return cv2.remap(p.depth, g + _DEPTH_STEP, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _project(p: _Identity, lm: np.ndarray, affine: np.ndarray, gains: np.ndarray) -> np.ndarray:
     """Output-pixel landmarks: solve posed - gains * depth(posed) = lm (Newton), then apply the affine."""
     posed = lm
     if gains.any():
-        g0, g1 = gains.tolist()
-        posed = lm + _depth_at(p, lm)[:, :1] * gains
+        posed = lm + np.outer(_depth_at(p, lm)[0], gains)
         for _ in range(8):
             z = _depth_at(p, posed)
-            r = posed - z[:, :1] * gains - lm
+            r = posed - lm
+            r -= np.outer(z[0], gains)
             if np.abs(r).max() < 0.02:  # cv2 interpolates in 1/32 steps: finer is noise
                 break
             # The Jacobian I - gains (zx, zy)^T is rank-one off the identity: Sherman-Morrison inverts it,
             # step = r + gains * ((zx, zy) . r) / (1 - (zx, zy) . gains).
-            zx, zy = z[:, 1], z[:, 2]
-            posed = posed - r - gains * ((zx * r[:, 0] + zy * r[:, 1]) / (1.0 - g0 * zx - g1 * zy))[:, None]
+            slope = z[1:] - z[0]
+            k = (slope * r.T).sum(0) / (1.0 - gains @ slope)
+            posed = posed - r - np.outer(k, gains)
     return posed @ affine[:, :2].T + affine[:, 2]
 
 
 def _warp(p: _Identity, canvas: np.ndarray, affine: np.ndarray, gains: np.ndarray) -> np.ndarray:
     """Resample the canvas into the output: inverse affine, then the depth displacement for yaw/pitch."""
     inv = cv2.invertAffineTransform(affine)
-    to_canvas = inv.copy()
-    to_canvas[:, 2] += _MARGIN
-    field = cv2.transform(_GRID, to_canvas)
     # The depth displacement is smooth: sample it on every other output pixel and upsample
     # (within ~0.05 px of sampling it everywhere, which is what the landmarks use).
     half = np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5]])
     to_low = (inv @ np.vstack([half, [0.0, 0.0, 1.0]])) * 0.5
     to_low[:, 2] += (_MARGIN - 0.5) * 0.5
-    # Warp and upsample the depth alone (one channel), then scale it by the two gains in one transform.
-    depth = cv2.warpAffine(cv2.extractChannel(p.depth_slopes, 0), to_low, (FACE_SIZE // 2, FACE_SIZE // 2),
+    depth = cv2.warpAffine(p.depth, to_low, (FACE_SIZE // 2, FACE_SIZE // 2),
                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    shift = cv2.transform(cv2.resize(depth, (FACE_SIZE, FACE_SIZE))[..., None], gains.reshape(2, 1))
-    field = cv2.subtract(field, shift)
-    return cv2.remap(canvas, field, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    depth = cv2.resize(depth, (FACE_SIZE, FACE_SIZE))
+    # Separate x and y maps: each is two single-channel fused multiply-adds (fast paths in cv2).
+    (a, b, c), (d, e, f) = inv.tolist()
+    g0, g1 = gains.tolist()
+    map_x = cv2.scaleAdd(depth, -g0, cv2.addWeighted(_GRID_X, a, _GRID_Y, b, c + _MARGIN))
+    map_y = cv2.scaleAdd(depth, -g1, cv2.addWeighted(_GRID_X, d, _GRID_Y, e, f + _MARGIN))
+    return cv2.remap(canvas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def _background(rng: np.random.Generator) -> np.ndarray:
-    """Per-image backdrop: a muted four-corner gradient with a few soft-edged shapes."""
+    """Per-image backdrop: a muted four-corner gradient with a few plain shapes (not anti-aliased: cheaper)."""
     u = rng.random(28).tolist()
     grey, spread = 40 + 180 * u[0], 40 + 140 * u[1]
-    corners = np.array(u[2:14]).reshape(2, 2, 3) * spread + (grey - spread / 2)
-    bg = cv2.resize(np.clip(corners, 0, 255).astype(np.uint8), (FACE_SIZE, FACE_SIZE))
+    low = grey - spread / 2
+    corners = [min(max(low + v * spread, 0.0), 255.0) for v in u[2:14]]
+    bg = cv2.resize(np.array(corners, np.uint8).reshape(2, 2, 3), (FACE_SIZE, FACE_SIZE))
     for k in range(int(u[14] * 5)):
-        colour = tuple(min(max(grey + (c - 0.5) * 220, 0.0), 255.0) for c in u[15 + k : 18 + k])
-        x, y, w, h = (int(v * FACE_SIZE) for v in u[20 + k : 24 + k])
+        colour = (grey + (u[15 + k] - 0.5) * 220, grey + (u[16 + k] - 0.5) * 220, grey + (u[17 + k] - 0.5) * 220)
+        x, y, w, h = int(u[20 + k] * FACE_SIZE), int(u[21 + k] * FACE_SIZE), int(u[22 + k] * FACE_SIZE), \
+            int(u[23 + k] * FACE_SIZE)
         kind = int(u[24 + k % 4] * 3)
         if kind == 0:
-            cv2.rectangle(bg, (x, y), (x + w // 2 + 6, y + h // 2 + 6), colour, -1, _AA)
+            cv2.rectangle(bg, (x, y), (x + w // 2 + 6, y + h // 2 + 6), colour, -1, cv2.LINE_8)
         elif kind == 1:
-            cv2.circle(bg, (x, y), w // 4 + 4, colour, -1, _AA)
+            cv2.circle(bg, (x, y), w // 4 + 4, colour, -1, cv2.LINE_8)
         else:
-            cv2.line(bg, (x, y), (w, h), colour, 1 + h % 3, _AA)
+            cv2.line(bg, (x, y), (w, h), colour, 1 + h % 3, cv2.LINE_8)
     return bg
 
 
@@ -1041,31 +1099,26 @@ def _occlude(img: np.ndarray, lm: np.ndarray, rng: np.random.Generator) -> None:
 def _render(seed: int, identity: int, image: int) -> tuple[np.ndarray, np.ndarray]:
     """The RGB image and output-pixel landmarks of one (seed, identity, image)."""
     p = _identity(seed, identity)
-    rng = np.random.default_rng([_TAG_IMAGE, seed, identity, image])
+    rng = _rng(1, _TAG_IMAGE, seed, identity, image)
     nz = _nuisance(rng)
     canvas = p.base.copy()
     lm = _features(p, nz, canvas)
     if p.overlay is not None:
-        y0, y1, x0, x1, crop = p.overlay
-        roi = canvas[y0:y1, x0:x1]
-        roi[:] = crop + (roi * (255 - crop[..., 3:4].astype(np.uint16)) + 127) // 255
+        y0, y1, x0, x1, crop, keep = p.overlay
+        np.copyto(canvas[y0:y1, x0:x1], crop, where=keep)
     if p.glasses is not None and nz.glasses:
         _draw_glasses(canvas, p, nz)
 
     # Lambertian light with a per-image direction, on the half-resolution grid, scaled so that a
     # surface facing the camera keeps its colour (x128: the canvas multiply below is 8-bit).
     (lx, hx), (ly, hy), (lz, hz) = nz.lights.tolist()
-    n_x, n_y, n_z = p.normals * np.float32(1.0 / 127.0)
     front = 128.0 / (nz.ambient + (1.0 - nz.ambient) * lz)
-    shade = np.maximum(n_x * lx + n_y * ly + n_z * lz, 0.0)
-    shade *= (1.0 - nz.ambient) * front
-    shade += nz.ambient * front
-    spec = np.maximum(n_x * hx + n_y * hy + n_z * hz, 0.01)  # floored: 0.01**12 is still a normal float
-    spec *= spec
-    spec *= spec
-    shade += (nz.specular * front) * spec * spec * spec  # Blinn-Phong exponent 12
-    low = cv2.multiply(cv2.cvtColor(cv2.convertScaleAbs(shade), cv2.COLOR_GRAY2BGRA), p.albedo, scale=1.0 / 128.0)
-    low[..., 3] = 128  # alpha x1 in the x128 multiply below
+    k = (1.0 - nz.ambient) * front
+    diffuse = cv2.max(cv2.transform(p.normals, np.array([[lx * k, ly * k, lz * k]])), 0.0)
+    spec = cv2.max(cv2.transform(p.normals, np.array([[hx, hy, hz]])), 0.01)  # 0.01**12 is still a normal float
+    shade = cv2.addWeighted(diffuse, 1.0, cv2.pow(spec, 12), nz.specular * front, nz.ambient * front,
+                            dtype=cv2.CV_8U)  # Blinn-Phong exponent 12
+    low = cv2.multiply(cv2.merge((shade, shade, shade, _ALPHA128_LOW)), p.albedo, scale=1.0 / 128.0)
     canvas = cv2.multiply(canvas, cv2.resize(low, (_CANVAS, _CANVAS)), scale=1.0 / 128.0)
 
     affine, gains = _pose(p, nz)
