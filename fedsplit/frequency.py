@@ -36,6 +36,9 @@ _RGB_TO_YCBCR = np.array(
 _YCBCR_OFFSET = np.array([-0.5, 0.0, 0.0])
 # A constant c over an 8x8 block has orthonormal DC coefficient 8c and no other energy.
 _DC_GAIN = 8.0
+_CMIX = (127.5 * _RGB_TO_YCBCR).astype(np.float32)  # [-1,1] RGB -> YCbCr less its offset
+_DC = (_DC_GAIN * _YCBCR_OFFSET).astype(np.float32)  # the offset, as it lands on each colour's DC plane
+_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 
 
 def server_channels(client_channels: tuple[int, ...] = DUETFACE_CLIENT_CHANNELS) -> tuple[int, ...]:
@@ -103,8 +106,6 @@ def inverse_dct(
 
 
 # --- operators -------------------------------------------------------------------------------
-
-_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 
 
 @dataclass(frozen=True)
@@ -226,10 +227,6 @@ def _empty_float32(shape: tuple[int, ...]) -> torch.Tensor:
     buffer = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     buffer.madvise(mmap.MADV_HUGEPAGE)
     return torch.frombuffer(buffer, dtype=torch.float32).view(shape)  # the tensor keeps the mapping alive
-
-
-_CMIX = (127.5 * _RGB_TO_YCBCR).astype(np.float32)
-_DC = (_DC_GAIN * _YCBCR_OFFSET).astype(np.float32)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
