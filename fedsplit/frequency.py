@@ -337,6 +337,11 @@ def _check_images(images: torch.Tensor, upsample: int) -> None:
         return
     lo, hi = torch.aminmax(images.detach())
     if not (torch.isfinite(lo) and torch.isfinite(hi)):
-        raise ValueError("images contain NaN or infinite values")
+        bad = (~torch.isfinite(images.detach())).flatten(1).any(dim=1).nonzero().flatten().tolist()
+        raise ValueError(f"images contain NaN or infinite values in sample(s) {bad[:10]}")
     if lo < -1 - _RANGE_SLACK or hi > 1 + _RANGE_SLACK:
-        raise ValueError(f"images must lie in [-1, 1], got values in [{lo.item():.4g}, {hi.item():.4g}]")
+        outside = (images.detach().flatten(1).abs() > 1 + _RANGE_SLACK).any(dim=1).nonzero().flatten().tolist()
+        raise ValueError(
+            f"images must lie in [-1, 1], got values in [{lo.item():.4g}, {hi.item():.4g}] "
+            f"in sample(s) {outside[:10]} (uint8 images: use fedsplit.data.types.images_to_tensor)"
+        )

@@ -182,6 +182,17 @@ def test_bad_client_channels(channels, match):
         dct_split(torch.zeros(1, 3, 16, 16), client_channels=channels, upsample=8)
 
 
+def test_bad_sample_is_named():
+    images = torch.zeros(4, 3, 16, 16)
+    images[2, 1, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"sample\(s\) \[2\]"):
+        block_dct(images, 8)
+    images[2, 1, 3, 3] = 0.0
+    images[3] = 200.0
+    with pytest.raises(ValueError, match=r"sample\(s\) \[3\]"):
+        dct_split(images)
+
+
 def test_inverse_rejects_wrong_plane_count():
     client, _ = dct_split(torch.zeros(1, 3, 16, 16), upsample=8)
     with pytest.raises(ValueError, match="planes must be"):
