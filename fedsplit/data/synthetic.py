@@ -34,8 +34,8 @@ _CANVAS = FACE_SIZE + 2 * _MARGIN
 _SHIFT = 4
 _ONE = float(1 << _SHIFT)
 _AA = cv2.LINE_AA
-# Hair and beard strands: 1-pixel lines without anti-aliasing (several times cheaper, still strand-like).
-_HAIR_LINE = cv2.LINE_8
+# Hair and beard strands are 1-pixel lines without anti-aliasing (set pixels, see _strands): several
+# times cheaper than anti-aliased ones, still strand-like.
 # Shading and the pose depth are smooth, so they live on a half-resolution grid.
 _LOW = _CANVAS // 2
 _LOW_XY = np.arange(_LOW, dtype=np.float32) * 2.0 + 0.5 - _MARGIN
@@ -113,9 +113,22 @@ _X33 = np.linspace(-1.0, 1.0, 33)
 _ABS33 = np.abs(_X33)
 _RECESS33 = np.exp(-(((_ABS33 - 0.62) / 0.2) ** 2))
 _EDGE33 = 1 - _ABS33**4
-# A hair is a bent 4-point polyline: position along it and the bend profile at each point.
-_ST = np.array([0.0, 0.33, 0.66, 1.0])[None, :, None]
-_SB = 4.0 * _ST * (1.0 - _ST)
+
+
+# A hair is a bent line, sampled densely enough to be drawn as single pixels (see _strands).
+@functools.lru_cache(maxsize=None)
+def _strand_table(k: int) -> np.ndarray:
+    """(6, 2k) weights: rows start x, start y, along x, along y, bend x, bend y; columns (sample, x|y) at
+    k evenly spaced positions along a bent hair (the bend is perpendicular: (-dy, dx) x bend)."""
+    t = np.linspace(0.0, 1.0, k)
+    w = np.zeros((6, k, 2))
+    w[0, :, 0] = w[1, :, 1] = 1.0
+    w[2, :, 0] = w[3, :, 1] = t
+    w[5, :, 0] = -4.0 * t * (1.0 - t)
+    w[4, :, 1] = 4.0 * t * (1.0 - t)
+    return w.reshape(6, 2 * k)
+
+
 _EYE_LOWER = np.sin(math.pi * _T9) ** 1.2
 # Derivative of the quadratic Bezier weights: brow tangents without a finite difference.
 _DBEZ11 = np.stack([-2 * (1 - _T11), 2 - 4 * _T11, 2 * _T11], 1)
@@ -145,6 +158,8 @@ _SUPER_C, _SUPER_S = np.cos(_SUPER), np.sin(_SUPER)
 _TEX = 24.0
 # Depth samples for finite-difference slopes: at a point, one canonical pixel right, one below (half-res units).
 _DEPTH_STEP = np.array([[[0.0, 0.0]], [[0.5, 0.0]], [[0.0, 0.5]]], np.float32)
+# Input levels 0..255 as a column, for the per-image camera curve (one row of 3 channels per level).
+_LEVELS = np.arange(256, dtype=np.float32)[:, None]
 _ALPHA128 = np.full((_CANVAS, _CANVAS), 128, np.uint8)
 _ALPHA128_LOW = np.full((_LOW, _LOW), 128, np.uint8)  # alpha x1 in x128 multiplies
 
@@ -232,8 +247,9 @@ def _ellipse(canvas: np.ndarray, centre: tuple, axes: tuple, angle: float, rgba:
 def _banks(seed: int) -> tuple[tuple, tuple, np.ndarray]:
     """Per-seed noise banks; identities and images crop them instead of drawing fresh noise.
 
-    The skin-texture banks are int8 (x _TEX per standard deviation), each with a transposed copy, so a
-    crop in any of 8 orientations is a plain strided view that cv2 reads without a slow transposing copy.
+    The skin-texture banks are int8 (x _TEX per standard deviation), each stored in all 8 orientations
+    (transposed and flipped copies), so a crop in any orientation is a window with contiguous rows that
+    cv2 reads without a copy.
     """
     rng = np.random.default_rng([_TAG_BANK, seed])
     raw = rng.standard_normal((2, _BANK, _BANK), dtype=np.float32)
@@ -241,7 +257,9 @@ def _banks(seed: int) -> tuple[tuple, tuple, np.ndarray]:
     for plane, sigma in ((raw[0], 0.6), (raw[1], 2.2)):
         blurred = cv2.GaussianBlur(plane, (0, 0), sigma)
         b8 = np.clip(np.rint(blurred * (_TEX / blurred.std())), -127, 127).astype(np.int8)
-        banks.append((b8, np.ascontiguousarray(b8.T)))
+        # All 8 orientations as contiguous copies (a flipped view would make cv2 copy every crop).
+        banks.append(tuple(np.ascontiguousarray((b8.T if f >> 2 else b8)[:: -1 if f & 1 else 1, :: -1 if f & 2 else 1])
+                           for f in range(8)))
     # Sensor noise as uint8 around 128 (std 16) so adding it stays in cv2's fast 8-bit path.
     camera = np.clip(128.0 + 16.0 * rng.standard_normal((160, 160, 3)), 0, 255).astype(np.uint8)
     return banks[0], banks[1], camera
@@ -250,15 +268,15 @@ def _banks(seed: int) -> tuple[tuple, tuple, np.ndarray]:
 def _crop(banks: tuple, u: list[float], size: int) -> np.ndarray:
     """A size x size window of a bank in one of 8 orientations, chosen by three uniforms u."""
     f = int(u[2] * 8)
-    bank = banks[f >> 2]
+    bank = banks[f]
     n = bank.shape[0] - size
     y, x = int(u[0] * n), int(u[1] * n)
-    patch = bank[y : y + size, x : x + size]
+    # The window [y, y + size) of the unflipped bank is [n - y, n - y + size) of a flipped copy.
     if f & 1:
-        patch = patch[::-1]
+        y = n - y
     if f & 2:
-        patch = patch[:, ::-1]
-    return patch
+        x = n - x
+    return bank[y : y + size, x : x + size]
 
 
 class _Draws:
@@ -371,18 +389,37 @@ def _sample_in(mask: np.ndarray, rng: np.random.Generator, n: int, box: tuple) -
     lo = -_MARGIN + 0.5  # keep candidates on the canvas so no index needs clipping
     hi = _CANVAS - _MARGIN - 1.5
     x0, y0, x1, y1 = max(box[0], lo), max(box[1], lo), min(box[2], hi), min(box[3], hi)
-    cand = rng.random((n * 4, 2)) * [x1 - x0, y1 - y0] + [x0, y0]
+    cand = rng.random((n * 4, 2))
+    cand *= (x1 - x0, y1 - y0)
+    cand += (x0, y0)
     ij = ((cand + (_MARGIN + 1.0)) * 0.5).astype(np.intp)
     return cand[mask[ij[:, 1], ij[:, 0]] > 0][:n]
 
 
-def _strands(starts: np.ndarray, dirs: np.ndarray, lengths: np.ndarray, bend: np.ndarray) -> np.ndarray:
-    """Slightly curved hairs as (n, 4, 2) fixed-point canvas polylines."""
-    along = dirs * (lengths * _ONE)[:, None]
-    perp = dirs[:, ::-1] * (bend * _ONE)[:, None]  # a new array: (dy, dx), made (-dy, dx) below
-    perp[:, 0] *= -1.0
-    base = starts * _ONE + (_MARGIN * _ONE + 0.5)
-    return (base[:, None, :] + along[:, None, :] * _ST + perp[:, None, :] * _SB).astype(np.int32)
+def _strands(starts: np.ndarray, dirs: np.ndarray, lengths: np.ndarray, bend: np.ndarray, k: int) -> np.ndarray:
+    """Slightly curved 1-pixel hairs as flat indices (n, k) of RGBA canvas pixels, k samples per hair.
+
+    The samples are at most a pixel apart (k >= longest hair + 1), so rounded they form an 8-connected
+    line, as cv2's LINE_8 does, but all hairs take a few array operations instead of one cv2 polyline
+    each (per-polyline binding overhead dominated). Points off the canvas are clamped to its border,
+    which the margin keeps out of view.
+    """
+    x = np.empty((len(starts), 6))
+    x[:, 0:2] = starts
+    np.multiply(dirs, lengths[:, None], out=x[:, 2:4])
+    np.multiply(dirs, bend[:, None], out=x[:, 4:6])
+    pts = x @ _strand_table(k)
+    pts += _MARGIN + 0.5
+    np.clip(pts, 0.0, _CANVAS - 1.0, out=pts)
+    ij = pts.astype(np.intp)
+    return ij[:, 1::2] * _CANVAS + ij[:, 0::2]
+
+
+def _splat(canvas: np.ndarray, pixels: np.ndarray, rgba: tuple) -> None:
+    """Set the RGBA canvas pixels at flat indices to an opaque colour (saturated like cv2's)."""
+    # One uint32 per RGBA pixel: a scalar fancy-index assignment, several times faster than 4-byte rows.
+    canvas.view(np.uint32).reshape(-1)[pixels.ravel()] = np.rint(np.clip(rgba, 0.0, 255.0)).astype(np.uint8).view(
+        np.uint32)[0]
 
 
 def _gauss_terms(bumps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -421,7 +458,6 @@ def _maps(bumps: np.ndarray, tints: np.ndarray, cx: float, cy: float, a: float) 
     np.maximum(iw, 0.0484, out=iw)
     np.sqrt(iw, out=iw)
     np.divide(1.0, iw, out=iw)
-    n = np.empty((_LOW, _LOW, 3), np.float32)
     nx = (0.9 * u) * iw
     nx -= (amp[:10] * gy[:10]).T @ dgx[:10]
     ny = (0.9 * a / b * v)[:, None] * iw
@@ -431,15 +467,14 @@ def _maps(bumps: np.ndarray, tints: np.ndarray, cx: float, cy: float, a: float) 
     nz += 1.0
     np.sqrt(nz, out=nz)
     np.divide(1.0, nz, out=nz)
-    n[..., 2] = nz
-    n[..., 0] = nx * nz
-    n[..., 1] = ny * nz
+    nx *= nz
+    ny *= nz
+    n = cv2.merge((nx, ny, nz))
 
     right = np.zeros((5, _LOW, 4), np.float32)
     right[..., :3] = gx[10:15, :, None] * (128.0 * tints[:, None, :])
-    albedo = gy[10:15].T @ right.reshape(5, -1)
-    albedo += 128.5
-    albedo = np.minimum(albedo, 255.0).astype(np.uint8).reshape(_LOW, _LOW, 4)
+    # + 128, rounded and saturated to uint8 in one cv2 pass (the tints only darken, so nothing is negative).
+    albedo = cv2.convertScaleAbs(gy[10:15].T @ right.reshape(5, -1), alpha=1.0, beta=128.0).reshape(_LOW, _LOW, 4)
     depth = gy[15:].T @ (amp[15:] * gx[15:])
     return n, albedo, depth
 
@@ -509,7 +544,7 @@ def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
         dirs = _unit(_unit(starts - [cx + part, top - vol]) + [0.0, gravity] + 0.25 * noise[:, :2])
         lengths = (7.0 + 2.0 * noise[:, 2]).clip(4, 11) * (0.45 if style == 3 else 1.0)
         bend = np.clip(noise[:, 2] * 0.6, -1.2, 1.2)
-    hairs = _strands(starts, dirs, lengths, bend)
+    hairs = _strands(starts, dirs, lengths, bend, 13)  # at most 11 pixels long, plus the bend
     back_hairs = None
     if back is not None:
         # Back hair hangs below the jaw line (the sampling box starts there) and outside the face.
@@ -520,7 +555,7 @@ def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
         dirs[:, 0] = np.sign(starts[:, 0] - cx) * 0.15
         dirs[:, 1] = 1.0
         dirs = _unit(dirs + 0.15 * g[:, :2])
-        back_hairs = _strands(starts, dirs, 10 + 2 * g[:, 2], np.clip(g[:, 2], -1.5, 1.5))
+        back_hairs = _strands(starts, dirs, np.clip(10 + 2 * g[:, 2], 4.0, 16.0), np.clip(g[:, 2], -1.5, 1.5), 18)
     density = d.uniform(0.45, 0.7) if style == 3 else 1.0
     return front_fixed, back, hairs, back_hairs, density
 
@@ -573,8 +608,8 @@ def _identity(seed: int, identity: int) -> _Identity:
     canvas = np.zeros((_CANVAS, _CANVAS, 4), np.uint8)
     if back is not None:
         _fill(canvas, back, _rgba(hair, 0.82))
-        _stroke(canvas, back_hairs, _rgba(hair, 0.55), line=_HAIR_LINE)
-        _stroke(canvas, np.ascontiguousarray(back_hairs[::3]), _rgba(hair, 1.2), line=_HAIR_LINE)
+        _splat(canvas, back_hairs, _rgba(hair, 0.55))
+        _splat(canvas, back_hairs[::3], _rgba(hair, 1.2))
     # The neck only shows when the head is shrunk or shifted, but then it must be there. No clothes:
     # a per-person shirt colour in the corners would be an identity shortcut.
     neck_w = face_w * 0.62
@@ -662,7 +697,8 @@ def _identity(seed: int, identity: int) -> _Identity:
         dirs[:, 1] = 1.0
         dirs = _unit(dirs + 0.4 * g[:, :2])
         length = (1.0 + 0.25 * g[:, 2]) if beard_kind == 1 else (3.2 + 0.7 * g[:, 2])
-        _stroke(canvas, _strands(pts, dirs, length, 0.3 * g[:, 2]), _rgba(hair, 0.6), line=_HAIR_LINE)
+        length = np.clip(length, -6.0, 6.0)
+        _splat(canvas, _strands(pts, dirs, length, 0.3 * g[:, 2], 7), _rgba(hair, 0.6))
 
     # Nose: nostrils, wings, a faint bridge and a tip highlight (the relief below adds the shading).
     for s in (-1.0, 1.0):
@@ -693,8 +729,8 @@ def _identity(seed: int, identity: int) -> _Identity:
     y1 = int(mouth_y + lip_low + 10 + _MARGIN)
     before = canvas[y0:y1, x0:x1].copy()
     cv2.fillPoly(canvas, [front_fixed], hair_fill, _AA, _SHIFT)
-    _stroke(canvas, np.ascontiguousarray(hairs[0::2]), _rgba(hair, 0.6), line=_HAIR_LINE)
-    _stroke(canvas, np.ascontiguousarray(hairs[1::2]), light, line=_HAIR_LINE)
+    _splat(canvas, hairs[0::2], _rgba(hair, 0.6))
+    _splat(canvas, hairs[1::2], light)
     zone = canvas[y0:y1, x0:x1]
     changed = zone.view(np.uint32)[..., 0] != before.view(np.uint32)[..., 0]
     overlay = None
@@ -986,7 +1022,7 @@ def _eyes(canvas: np.ndarray, p: _Identity, nz: _Nuisance, upper: np.ndarray, lo
         cv2.circle(inside, ci, r, c["limbus"], 1, _AA, _SHIFT)
         cv2.circle(inside, ci, r_pupil, c["pupil"], -1, _AA, _SHIFT)
         cv2.circle(inside, (int(cx + glint_dx), int(cy - 0.9 * _ONE)), int(0.55 * _ONE), c["glint"], -1, _AA, _SHIFT)
-    np.copyto(roi, inside, where=mask[..., None] > 0)
+    cv2.copyTo(inside, mask, roi)  # in place: roi is a view of the canvas with contiguous rows
 
 
 def _draw_glasses(canvas: np.ndarray, p: _Identity, nz: _Nuisance) -> None:
@@ -1136,10 +1172,12 @@ def _render(seed: int, identity: int, image: int) -> tuple[np.ndarray, np.ndarra
     img = cv2.add(cv2.cvtColor(fg, cv2.COLOR_RGBA2RGB), cv2.multiply(bg, keep, scale=1.0 / 255.0))
 
     # Camera: colour cast, contrast, gamma in one table; then occluder, blur, sensor noise, JPEG.
-    x = np.arange(256, dtype=np.float32)
     mean = sum(cv2.mean(img)[:3]) / 3.0
-    lut = ((x[:, None] - mean) * nz.contrast + mean) * np.array(nz.gains, np.float32)
-    lut = 255.0 * (np.minimum(np.maximum(lut, 0), 255) / 255.0) ** nz.gamma
+    lut = (_LEVELS * nz.contrast + mean * (1.0 - nz.contrast)) * (np.array(nz.gains, np.float32) * (1.0 / 255.0))
+    np.maximum(lut, 0.0, out=lut)
+    np.minimum(lut, 1.0, out=lut)
+    np.power(lut, nz.gamma, out=lut)
+    lut *= 255.0
     img = cv2.LUT(img, lut.astype(np.uint8)[:, None, :])
     if nz.occlude:
         _occlude(img, points, rng)
