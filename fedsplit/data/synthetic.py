@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fedsplit.data.types import FACE_SIZE, NUM_LANDMARKS, FaceSample
+from fedsplit.data.types import FACE_SIZE, NUM_LANDMARKS, FaceSample, stack_samples
 
 # ArcFace's 5-point template for 112x112 crops: eye centres, nose tip, mouth corners (x, y).
 ARCFACE_TEMPLATE = np.array(
@@ -1241,10 +1241,4 @@ class SyntheticFaces:
         idx = np.asarray(indices).reshape(-1)
         if idx.size and not np.issubdtype(idx.dtype, np.integer):
             raise TypeError(f"indices must be integers, got {idx.dtype}")
-        images = np.empty((len(idx), FACE_SIZE, FACE_SIZE, 3), np.uint8)
-        landmarks = np.empty((len(idx), NUM_LANDMARKS, 2), np.float32)
-        labels = np.empty(len(idx), np.int64)
-        for k, i in enumerate(idx.tolist()):
-            sample = self[i]
-            images[k], labels[k], landmarks[k] = sample.image, sample.label, sample.landmarks
-        return images, labels, landmarks
+        return stack_samples([self[i] for i in idx.tolist()])

@@ -35,7 +35,8 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
 
 def stack_samples(samples: list[FaceSample]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stack samples into images (N,112,112,3) uint8, labels (N,) int64 and landmarks (N,68,2)."""
-    images = np.stack([s.image for s in samples])
-    labels = np.array([s.label for s in samples], dtype=np.int64)
-    landmarks = np.stack([s.landmarks for s in samples]).astype(np.float32)
-    return images, labels, landmarks
+    images = np.empty((len(samples), FACE_SIZE, FACE_SIZE, 3), np.uint8)
+    landmarks = np.empty((len(samples), NUM_LANDMARKS, 2), np.float32)
+    for k, sample in enumerate(samples):  # filled in place: np.stack refuses an empty batch
+        images[k], landmarks[k] = sample.image, sample.landmarks
+    return images, np.array([s.label for s in samples], dtype=np.int64), landmarks
