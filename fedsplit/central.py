@@ -1,0 +1,209 @@
+"""`fedsplit train`: one protection strategy trained centrally, the reference for federated runs.
+
+The same data, strategy code and server steps as a federated run, without clients: the client
+model is pre-trained on all training identities, frozen, and then every server step encodes a
+batch of training faces with the strategy and steps the server on the payload.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from fedsplit.config import Config
+from fedsplit.data.splits import FaceSplits, build_splits
+from fedsplit.data.types import FACE_SIZE
+from fedsplit.protection import ClientNet, make_strategy
+from fedsplit.training import (ClientWarmup, ServerTrainer, evaluate, flip_faces, freeze, model_costs,
+                               to_tensors)
+
+CHECKPOINT = "checkpoint.pt"
+RAW_IMAGE_BYTES = FACE_SIZE * FACE_SIZE * 3  # one uint8 RGB face
+
+
+class _Batches:
+    """Seeded shuffled passes over the training faces, with random pixel-space flips."""
+
+    def __init__(self, splits: FaceSplits, batch_size: int, seed: int) -> None:
+        self.splits = splits
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = np.zeros(0, np.int64)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images (B,3,112,112), landmarks (B,68,2) and class labels (B,)."""
+        while len(self.order) < self.batch_size:
+            self.order = np.concatenate([self.order, self.rng.permutation(len(self.splits.train))])
+        pick, self.order = self.order[: self.batch_size], self.order[self.batch_size :]
+        idx = self.splits.train[pick]
+        images, landmarks = self.splits.images[idx], self.splits.landmarks[idx]
+        flip = self.rng.random(len(idx)) < 0.5
+        if flip.any():
+            images = images.copy()
+            landmarks = landmarks.copy()
+            images[flip], landmarks[flip] = flip_faces(images[flip], landmarks[flip])
+        x, lm = to_tensors(images, landmarks)
+        return x, lm, torch.from_numpy(self.splits.train_classes[pick])
+
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "order": self.order.copy()}
+
+    def restore(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.order = state["order"]
+
+
+def _fmt_acc(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Train cfg's strategy centrally; write runs/<name>/results.json and report.md; return the results."""
+    start = time.perf_counter()
+    out = cfg.run_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    strategy = make_strategy(cfg.protection, cfg.model)
+    splits = build_splits(cfg, progress=False)
+    log(f"[{cfg.name}] {strategy.name}: {strategy.description}")
+    log(f"[{cfg.name}] data {splits.description}")
+    t = cfg.train
+
+    client = ClientNet(cfg.protection, cfg.model) if strategy.uses_client_model else None
+    trainer = ServerTrainer(strategy, cfg, splits.num_classes, client.map_channels if client else ())
+    warm_steps = t.warmup_rounds * t.clients_per_round * t.warmup_local_steps if client else 0
+    warm = ClientWarmup(strategy, client, splits.num_classes, cfg, warm_steps) if client else None
+    batches = _Batches(splits, t.batch_size, cfg.seed)
+    steps_per_round = t.clients_per_round * t.batches_per_client
+    state = {"warmup_done": 0, "round": 0, "epochs": [], "warmup": []}
+
+    ckpt_path = out / CHECKPOINT
+    if ckpt_path.exists() and not fresh:
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        if ckpt["config"] != cfg.to_dict():
+            raise ValueError(f"{ckpt_path} was written by a different config; pass --fresh to start over "
+                             f"or choose another name")
+        trainer.load_state_dict(ckpt["server"])
+        if client is not None:
+            client.load_state_dict(ckpt["client"])
+            warm.head.load_state_dict(ckpt["warm_head"])
+            warm.opt.load_state_dict(ckpt["warm_opt"])
+            warm.steps = ckpt["state"]["warmup_done"]
+        batches.restore(ckpt["batches"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        state = ckpt["state"]
+        log(f"[{cfg.name}] resumed from {ckpt_path}: warm-up step {state['warmup_done']}/{warm_steps}, "
+            f"round {state['round']}/{t.rounds}")
+
+    def save() -> None:
+        ckpt = {"config": cfg.to_dict(), "server": trainer.state_dict(), "batches": batches.state(),
+                "torch_rng": torch.get_rng_state(), "state": state}
+        if client is not None:
+            ckpt.update(client=client.state_dict(), warm_head=warm.head.state_dict(), warm_opt=warm.opt.state_dict())
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(ckpt, tmp)
+        tmp.replace(ckpt_path)  # atomic: an interrupted save never corrupts the last good checkpoint
+
+    # 1. Client model warm-up, then frozen.
+    if client is not None:
+        per_round = t.clients_per_round * t.warmup_local_steps
+        while state["warmup_done"] < warm_steps:
+            losses = []
+            for _ in range(per_round):
+                x, _, y = batches.next()
+                losses.append(warm.step(x, y))
+            state["warmup_done"] += per_round
+            state["warmup"].append({"round": len(state["warmup"]) + 1, "loss": float(np.mean(losses))})
+            log(f"[{cfg.name}] warm-up {len(state['warmup'])}/{t.warmup_rounds}  client loss {np.mean(losses):.3f}")
+            save()
+        freeze(client)
+
+    # 2. Server training, evaluated every eval_every rounds and after the last.
+    verification = None
+    while state["round"] < t.rounds:
+        r0 = time.perf_counter()
+        losses = []
+        for _ in range(steps_per_round):
+            x, lm, y = batches.next()
+            losses.append(trainer.step(strategy.encode(x, lm, client), y))
+        state["round"] += 1
+        r = state["round"]
+        record = {"epoch": r, "round": r, "loss": float(np.mean(losses)), "lr": trainer.lr(),
+                  "server_steps": trainer.steps, "accuracy": None, "seconds": None}
+        if r % t.eval_every == 0 or r == t.rounds:
+            verification = evaluate(strategy, client, trainer, splits.images, splits.landmarks, splits.pairs,
+                                    splits.same, splits.fold, flip=t.flip_tta)
+            record["accuracy"] = verification.accuracy
+        record["seconds"] = round(time.perf_counter() - r0, 3)
+        state["epochs"].append(record)
+        log(f"[{cfg.name}] round {r}/{t.rounds}  loss {record['loss']:.3f}  "
+            f"accuracy {_fmt_acc(record['accuracy'])}  ({record['seconds']:.1f} s)")
+        save()
+
+    if verification is None:  # resumed after the last round: evaluate the final model again
+        verification = evaluate(strategy, client, trainer, splits.images, splits.landmarks, splits.pairs,
+                                splits.same, splits.fold, flip=t.flip_tta)
+    params, macs = model_costs(strategy, client, trainer)
+    results = {
+        "mode": "centralized",
+        "strategy": strategy.name,
+        "accuracy": verification.accuracy,
+        "accuracy_std": verification.accuracy_std,
+        "tar_at_far": verification.tar_at_far,
+        "far": verification.far,
+        "tar_note": verification.tar_note,
+        "verification": verification.to_dict(),
+        "params": params,
+        "macs": macs,
+        "payload_bytes_per_image": strategy.payload_bytes_per_sample(),
+        "payload_spec": {k: {"shape": list(f.shape), "dtype": str(f.dtype).replace("torch.", ""), "part": f.part}
+                         for k, f in strategy.spec().items()},
+        "raw_image_bytes": RAW_IMAGE_BYTES,
+        "server_steps": trainer.steps,
+        "warmup_steps": warm_steps,
+        "data": splits.description,
+        "epochs": state["epochs"],
+        "warmup": state["warmup"],
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "config": cfg.to_dict(),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    report = format_report(results)
+    (out / "report.md").write_text(report)
+    log(report)
+    return results
+
+
+def format_report(results: dict) -> str:
+    """A short human report of one centralized run."""
+    v = results["verification"]
+    tar = "unavailable" if results["tar_at_far"] is None else f"{100 * results['tar_at_far']:.2f}%"
+    lines = [
+        f"# {results['config']['name']}: {results['strategy']} (centralized)",
+        "",
+        f"data: {results['data']}",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| verification accuracy | {100 * results['accuracy']:.2f}% +- {100 * results['accuracy_std']:.2f} "
+        f"({v['folds']} folds, {v['pairs']} pairs) |",
+        f"| TAR @ FAR={results['far']:g} | {tar} ({results['tar_note']}) |",
+        f"| server params / MACs per image | {results['params']['server'] / 1e6:.2f} M / "
+        f"{results['macs']['server'] / 1e6:.1f} M |",
+        f"| client params / MACs per image | {results['params']['client'] / 1e6:.2f} M / "
+        f"{results['macs']['client'] / 1e6:.1f} M |",
+        f"| payload per image | {results['payload_bytes_per_image']:,} bytes "
+        f"({results['payload_bytes_per_image'] / results['raw_image_bytes']:.1f}x a raw face) |",
+        f"| server steps (warm-up steps) | {results['server_steps']} ({results['warmup_steps']}) |",
+        f"| wall time | {results['wall_seconds']:.1f} s |",
+        "",
+        "| round | loss | accuracy |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {e['round']} | {e['loss']:.3f} | {_fmt_acc(e['accuracy'])} |" for e in results["epochs"]]
+    return "\n".join(lines) + "\n"
+

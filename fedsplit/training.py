@@ -1,0 +1,193 @@
+"""Optimisation pieces shared by centralized and federated runs: client warm-up, server steps, evaluation.
+
+The server side never sees images: `ServerTrainer.step` takes a payload (what a strategy's
+`encode` made on a client) and class labels. Centralized and federated training both go through it,
+so equal step counts mean equal optimisation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedsplit.config import Config
+from fedsplit.data.types import FACE_SIZE, images_to_tensor
+from fedsplit.models import count_macs, count_params, make_head
+from fedsplit.protection import ClientNet, Strategy
+from fedsplit.verification import Verification, verify
+
+
+def param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict]:
+    """SGD parameter groups: weight decay on weights of convolutions and linear layers only.
+
+    One-dimensional parameters (BatchNorm scale and shift, biases, PReLU slopes) and scalars (the
+    interactive blocks' w) are excluded, as is usual for ArcFace training.
+    """
+    decay, no_decay = [], []
+    for module in modules:
+        for p in module.parameters():
+            if p.requires_grad:
+                (decay if p.ndim > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, total: int, base: float, schedule: str, milestones: list[float] | tuple[float, ...] = ()) -> float:
+    """Learning rate at a step: cosine from base to 0, or /10 at each milestone fraction of total."""
+    if schedule == "cosine":
+        return 0.5 * base * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    return base * 0.1 ** sum(step >= f * total for f in milestones)
+
+
+def flip_faces(images: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror faces left-right in pixel space (before any DCT), with their landmarks."""
+    flipped = landmarks.copy()
+    flipped[..., 0] = (FACE_SIZE - 1) - flipped[..., 0]
+    return np.ascontiguousarray(images[:, :, ::-1]), flipped
+
+
+def to_tensors(images: np.ndarray, landmarks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 NHWC faces and landmarks as the strategies take them: (B,3,112,112) in [-1,1], (B,68,2)."""
+    return images_to_tensor(images), torch.from_numpy(np.ascontiguousarray(landmarks, dtype=np.float32))
+
+
+class ClientWarmup:
+    """Pre-trains a client model on its client planes with its own ArcFace head (its classes stay local)."""
+
+    def __init__(self, strategy: Strategy, client: ClientNet, num_classes: int, cfg: Config, total_steps: int) -> None:
+        """Head and optimiser for `total_steps` warm-up steps."""
+        self.strategy = strategy
+        self.client = client
+        self.head = make_head(cfg.model.head, cfg.model.client_embedding, num_classes)
+        t = cfg.train
+        self.opt = torch.optim.SGD(param_groups([client, self.head], t.weight_decay), lr=t.warmup_lr,
+                                   momentum=t.momentum)
+        self.total = total_steps
+        self.base_lr = t.warmup_lr
+        self.steps = 0
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """One SGD step on a batch of images (the client's own); returns the loss."""
+        lr = lr_at(self.steps, self.total, self.base_lr, "cosine")
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        self.client.train()
+        planes = self.strategy.client_planes(images)
+        loss = nn.functional.cross_entropy(self.head(self.client(planes), labels), labels)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"client warm-up loss is {loss.item()} at step {self.steps} (lr {lr:g})")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.steps += 1
+        return float(loss)
+
+
+def freeze(client: ClientNet) -> ClientNet:
+    """Stop all learning in the client model: no gradients, running statistics fixed."""
+    client.eval()
+    for p in client.parameters():
+        p.requires_grad_(False)
+    return client
+
+
+class ServerTrainer:
+    """The server backbone and head of one strategy, stepped on received payloads."""
+
+    def __init__(self, strategy: Strategy, cfg: Config, num_classes: int,
+                 client_map_channels: tuple[int, ...] = ()) -> None:
+        """Fresh server model, head and SGD for cfg.server_steps() steps."""
+        self.strategy = strategy
+        self.net = strategy.server_net(client_map_channels)
+        self.head = make_head(cfg.model.head, cfg.model.embedding, num_classes)
+        t = cfg.train
+        self.opt = torch.optim.SGD(param_groups([self.net, self.head], t.weight_decay), lr=t.lr,
+                                   momentum=t.momentum)
+        self.total = cfg.server_steps()
+        self.cfg = cfg
+        self.steps = 0
+
+    def lr(self) -> float:
+        """Learning rate of the next step."""
+        t = self.cfg.train
+        return lr_at(self.steps, self.total, t.lr, t.schedule, t.step_milestones)
+
+    def step(self, payload: dict[str, torch.Tensor], labels: torch.Tensor) -> float:
+        """One SGD step on a payload batch; returns the loss. The payload is checked against the spec first."""
+        self.strategy.check(payload, "payload")
+        lr = self.lr()
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        self.net.train()
+        self.head.train()
+        loss = nn.functional.cross_entropy(self.head(self.net(payload), labels), labels)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"server loss is {loss.item()} at step {self.steps} (lr {lr:g})")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.steps += 1
+        return float(loss)
+
+    @torch.no_grad()
+    def embed(self, payload: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Embeddings of a payload batch in eval mode."""
+        self.net.eval()
+        return self.net(payload)
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue training."""
+        return {"net": self.net.state_dict(), "head": self.head.state_dict(), "opt": self.opt.state_dict(),
+                "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore from state_dict()."""
+        self.net.load_state_dict(state["net"])
+        self.head.load_state_dict(state["head"])
+        self.opt.load_state_dict(state["opt"])
+        self.steps = int(state["steps"])
+
+
+def embed_faces(strategy: Strategy, client: ClientNet | None, trainer: ServerTrainer, images: np.ndarray,
+                landmarks: np.ndarray, batch_size: int = 64, flip: bool = True) -> np.ndarray:
+    """Server embeddings of faces, made from their payloads; with flip, the mirrored face's is added."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        views = [(images[i : i + batch_size], landmarks[i : i + batch_size])]
+        if flip:
+            views.append(flip_faces(*views[0]))
+        total = None
+        for imgs, lms in views:
+            x, lm = to_tensors(imgs, lms)
+            emb = nn.functional.normalize(trainer.embed(strategy.encode(x, lm, client)), dim=1)
+            total = emb if total is None else total + emb
+        out.append(total.numpy())
+    return np.concatenate(out) if out else np.zeros((0, trainer.cfg.model.embedding), np.float32)
+
+
+def evaluate(strategy: Strategy, client: ClientNet | None, trainer: ServerTrainer, images: np.ndarray,
+             landmarks: np.ndarray, pairs: np.ndarray, same: np.ndarray, fold: np.ndarray | None,
+             flip: bool = True) -> Verification:
+    """Verification of index pairs into images/landmarks (each face embedded once)."""
+    faces = np.unique(pairs)
+    emb = embed_faces(strategy, client, trainer, images[faces], landmarks[faces], flip=flip)
+    where = np.searchsorted(faces, pairs)
+    return verify(emb[where[:, 0]], emb[where[:, 1]], same, fold)
+
+
+def example_payload(strategy: Strategy) -> dict[str, torch.Tensor]:
+    """A one-sample payload of zeros shaped by the spec (for counting MACs)."""
+    return {k: torch.zeros((1, *f.shape), dtype=f.dtype) for k, f in strategy.spec().items()}
+
+
+def model_costs(strategy: Strategy, client: ClientNet | None, trainer: ServerTrainer) -> tuple[dict, dict]:
+    """Parameters and MACs per image of client and server models (the client counts 0 when unused)."""
+    params = {"client": 0, "server": count_params(trainer.net)}
+    macs = {"client": 0, "server": count_macs(trainer.net, example_payload(strategy))}
+    if strategy.uses_client_model and client is not None:
+        params["client"] = count_params(client)
+        planes = torch.zeros(1, 3 * len(strategy.client_channels), strategy.size, strategy.size)
+        macs["client"] = count_macs(client, planes)
+    return params, macs
