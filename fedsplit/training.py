@@ -82,7 +82,7 @@ class ClientWarmup:
         loss.backward()
         self.opt.step()
         self.steps += 1
-        return float(loss)
+        return loss.item()
 
 
 def freeze(client: ClientNet) -> ClientNet:
@@ -129,7 +129,7 @@ class ServerTrainer:
         loss.backward()
         self.opt.step()
         self.steps += 1
-        return float(loss)
+        return loss.item()
 
     @torch.no_grad()
     def embed(self, payload: dict[str, torch.Tensor]) -> torch.Tensor:
