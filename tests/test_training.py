@@ -1,0 +1,79 @@
+"""Centralized training: optimiser details, the results contract, and resuming from a checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from fedsplit.central import train_central
+from fedsplit.cli import main
+from fedsplit.config import load_config
+from fedsplit.training import lr_at, param_groups
+
+TINY = ["data.identities=12", "data.eval_identities=4", "data.images_per_identity=4", "data.eval_pairs=20",
+        "protection.upsample=1", "model.server_width=0.125", "model.client_width=0.25", "model.embedding=32",
+        "model.client_embedding=32", "train.rounds=2", "train.clients_per_round=1", "train.batches_per_client=2",
+        "train.batch_size=8", "train.warmup_rounds=1", "train.warmup_local_steps=2", "train.flip_tta=false"]
+
+
+def test_weight_decay_skips_batchnorm_bias_and_scalars():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.PReLU(4), nn.Linear(4, 2))
+    net.register_parameter("w", nn.Parameter(torch.zeros(())))
+    decay, no_decay = param_groups([net], 5e-4)
+    assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0
+    assert {id(p) for p in decay["params"]} == {id(net[0].weight), id(net[3].weight)}
+    assert len(no_decay["params"]) == 6  # conv bias, BN weight and bias, PReLU, linear bias, w
+
+
+def test_schedules():
+    assert lr_at(0, 100, 0.1, "cosine") == pytest.approx(0.1)
+    assert lr_at(50, 100, 0.1, "cosine") == pytest.approx(0.05)
+    assert lr_at(100, 100, 0.1, "cosine") == pytest.approx(0.0)
+    assert lr_at(59, 100, 0.1, "step", [0.6, 0.85]) == pytest.approx(0.1)
+    assert lr_at(60, 100, 0.1, "step", [0.6, 0.85]) == pytest.approx(0.01)
+    assert lr_at(90, 100, 0.1, "step", [0.6, 0.85]) == pytest.approx(0.001)
+
+
+def test_train_writes_the_results_contract(tmp_path, capsys):
+    assert main(["train", "--set", f"output={tmp_path}", "--set", "name=tiny", *sum([["--set", s] for s in TINY], [])]) == 0
+    results = json.loads((tmp_path / "tiny" / "results.json").read_text())
+    for key in ("accuracy", "accuracy_std", "tar_at_far", "params", "macs", "wall_seconds", "config", "epochs"):
+        assert key in results, key
+    assert 0.0 <= results["accuracy"] <= 1.0 and results["tar_at_far"] is None  # 10 negatives only
+    assert results["params"]["client"] > 0 and results["macs"]["server"] > 0  # duetface uses its client model
+    assert [e["round"] for e in results["epochs"]] == [1, 2]
+    assert results["server_steps"] == 2 * 1 * 2 and results["config"]["name"] == "tiny"
+    assert (tmp_path / "tiny" / "report.md").read_text().startswith("# tiny: duetface")
+    assert "round 2/2" in capsys.readouterr().out
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(tmp_path):
+    cfg = load_config(None, [f"output={tmp_path}", "name=r", "protection.strategy=hf_only", *TINY])
+    straight = train_central(cfg, fresh=True, log=lambda s: None)
+
+    def stop_in_round_two(line: str) -> None:
+        if "round 2/2" in line:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_central(cfg, fresh=True, log=stop_in_round_two)
+    lines = []
+    resumed = train_central(cfg, log=lines.append)
+    assert any("resumed" in line and "round 1/2" in line for line in lines)  # round 1 was saved, 2 redone
+    assert [e["loss"] for e in resumed["epochs"]] == [e["loss"] for e in straight["epochs"]]
+    assert resumed["accuracy"] == straight["accuracy"]
+
+
+def test_a_checkpoint_of_another_config_is_not_silently_reused(tmp_path):
+    cfg = load_config(None, [f"output={tmp_path}", "name=c", "protection.strategy=hf_only", *TINY])
+    train_central(cfg, fresh=True, log=lambda s: None)
+    other = load_config(None, [f"output={tmp_path}", "name=c", "protection.strategy=hf_only", *TINY, "train.lr=0.05"])
+    with pytest.raises(ValueError, match="different config"):
+        train_central(other, log=lambda s: None)
