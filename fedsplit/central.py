@@ -19,7 +19,7 @@ from fedsplit.data.splits import FaceSplits, build_splits
 from fedsplit.data.types import FACE_SIZE
 from fedsplit.protection import ClientNet, make_strategy
 from fedsplit.training import (ClientWarmup, ServerTrainer, evaluate, flip_faces, freeze, model_costs,
-                               to_tensors)
+                               resolve_device, to_tensors)
 
 CHECKPOINT = "checkpoint.pt"
 RAW_IMAGE_BYTES = FACE_SIZE * FACE_SIZE * 3  # one uint8 RGB face
@@ -69,11 +69,11 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
     torch.manual_seed(cfg.seed)
     strategy = make_strategy(cfg.protection, cfg.model)
     splits = build_splits(cfg, progress=False)
-    log(f"[{cfg.name}] {strategy.name}: {strategy.description}")
-    log(f"[{cfg.name}] data {splits.description}")
     t = cfg.train
+    log(f"[{cfg.name}] {strategy.name}: {strategy.description} (on {resolve_device(t.device)})")
+    log(f"[{cfg.name}] data {splits.description}")
 
-    client = ClientNet(cfg.protection, cfg.model) if strategy.uses_client_model else None
+    client = ClientNet(cfg.protection, cfg.model).to(resolve_device(t.device)) if strategy.uses_client_model else None
     trainer = ServerTrainer(strategy, cfg, splits.num_classes, client.map_channels if client else ())
     warm_steps = t.warmup_rounds * t.clients_per_round * t.warmup_local_steps if client else 0
     warm = ClientWarmup(strategy, client, splits.num_classes, cfg, warm_steps) if client else None
@@ -83,7 +83,7 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
 
     ckpt_path = out / CHECKPOINT
     if ckpt_path.exists() and not fresh:
-        ckpt = torch.load(ckpt_path, weights_only=False)
+        ckpt = torch.load(ckpt_path, weights_only=False, map_location="cpu")
         if ckpt["config"] != cfg.to_dict():
             raise ValueError(f"{ckpt_path} was written by a different config; pass --fresh to start over "
                              f"or choose another name")
@@ -129,7 +129,7 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
         losses = []
         for _ in range(steps_per_round):
             x, lm, y = batches.next()
-            losses.append(trainer.step(strategy.encode(x, lm, client), y))
+            losses.append(trainer.step(strategy.encode(x.to(trainer.device), lm, client), y))
         state["round"] += 1
         r = state["round"]
         record = {"epoch": r, "round": r, "loss": float(np.mean(losses)), "lr": trainer.lr(),

@@ -88,6 +88,7 @@ class TrainConfig:
     step_milestones: list[float] = field(default_factory=lambda: [0.6, 0.85])  # step: fractions of all steps
     eval_every: int = 1  # rounds between evaluations (the last round is always evaluated)
     flip_tta: bool = True
+    device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
 
 
 @dataclass
@@ -265,6 +266,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"train.schedule: must be 'cosine' or 'step', got {t.schedule!r}")
     if any(not 0.0 < f < 1.0 for f in t.step_milestones) or t.step_milestones != sorted(t.step_milestones):
         raise ConfigError(f"train.step_milestones: must be increasing fractions in (0, 1), got {t.step_milestones}")
+    if not (t.device in ("auto", "cpu", "cuda") or (t.device.startswith("cuda:") and t.device[5:].isdigit())):
+        raise ConfigError(f"train.device: must be auto, cpu, cuda or cuda:N, got {t.device!r}")
     s = cfg.simulation
     if s.client_cpus <= 0 or s.client_gpus < 0:
         raise ConfigError(f"simulation.client_cpus must be > 0 and simulation.client_gpus >= 0, got "

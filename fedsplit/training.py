@@ -20,6 +20,16 @@ from fedsplit.protection import ClientNet, Strategy
 from fedsplit.verification import Verification, verify
 
 
+def resolve_device(name: str) -> torch.device:
+    """'auto' is the first CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device: {name} requested but torch sees no CUDA device")
+    return device
+
+
 def param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict]:
     """SGD parameter groups: weight decay on weights of convolutions and linear layers only.
 
@@ -59,8 +69,9 @@ class ClientWarmup:
     def __init__(self, strategy: Strategy, client: ClientNet, num_classes: int, cfg: Config, total_steps: int) -> None:
         """Head and optimiser for `total_steps` warm-up steps."""
         self.strategy = strategy
-        self.client = client
-        self.head = make_head(cfg.model.head, cfg.model.client_embedding, num_classes)
+        self.device = resolve_device(cfg.train.device)
+        self.client = client.to(self.device)
+        self.head = make_head(cfg.model.head, cfg.model.client_embedding, num_classes).to(self.device)
         t = cfg.train
         self.opt = torch.optim.SGD(param_groups([client, self.head], t.weight_decay), lr=t.warmup_lr,
                                    momentum=t.momentum)
@@ -74,6 +85,7 @@ class ClientWarmup:
         for g in self.opt.param_groups:
             g["lr"] = lr
         self.client.train()
+        images, labels = images.to(self.device), labels.to(self.device)
         planes = self.strategy.client_planes(images)
         loss = nn.functional.cross_entropy(self.head(self.client(planes), labels), labels)
         if not torch.isfinite(loss):
@@ -100,8 +112,9 @@ class ServerTrainer:
                  client_map_channels: tuple[int, ...] = ()) -> None:
         """Fresh server model, head and SGD for cfg.server_steps() steps."""
         self.strategy = strategy
-        self.net = strategy.server_net(client_map_channels)
-        self.head = make_head(cfg.model.head, cfg.model.embedding, num_classes)
+        self.device = resolve_device(cfg.train.device)
+        self.net = strategy.server_net(client_map_channels).to(self.device)
+        self.head = make_head(cfg.model.head, cfg.model.embedding, num_classes).to(self.device)
         t = cfg.train
         self.opt = torch.optim.SGD(param_groups([self.net, self.head], t.weight_decay), lr=t.lr,
                                    momentum=t.momentum)
@@ -122,6 +135,8 @@ class ServerTrainer:
             g["lr"] = lr
         self.net.train()
         self.head.train()
+        payload = {k: v.to(self.device, non_blocking=True) for k, v in payload.items()}
+        labels = labels.to(self.device)
         loss = nn.functional.cross_entropy(self.head(self.net(payload), labels), labels)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"server loss is {loss.item()} at step {self.steps} (lr {lr:g})")
@@ -135,7 +150,7 @@ class ServerTrainer:
     def embed(self, payload: dict[str, torch.Tensor]) -> torch.Tensor:
         """Embeddings of a payload batch in eval mode."""
         self.net.eval()
-        return self.net(payload)
+        return self.net({k: v.to(self.device, non_blocking=True) for k, v in payload.items()}).cpu()
 
     def state_dict(self) -> dict:
         """Everything needed to continue training."""
@@ -161,7 +176,7 @@ def embed_faces(strategy: Strategy, client: ClientNet | None, trainer: ServerTra
         total = None
         for imgs, lms in views:
             x, lm = to_tensors(imgs, lms)
-            emb = nn.functional.normalize(trainer.embed(strategy.encode(x, lm, client)), dim=1)
+            emb = nn.functional.normalize(trainer.embed(strategy.encode(x.to(trainer.device), lm, client)), dim=1)
             total = emb if total is None else total + emb
         out.append(total.numpy())
     return np.concatenate(out) if out else np.zeros((0, trainer.cfg.model.embedding), np.float32)
@@ -185,9 +200,11 @@ def example_payload(strategy: Strategy) -> dict[str, torch.Tensor]:
 def model_costs(strategy: Strategy, client: ClientNet | None, trainer: ServerTrainer) -> tuple[dict, dict]:
     """Parameters and MACs per image of client and server models (the client counts 0 when unused)."""
     params = {"client": 0, "server": count_params(trainer.net)}
-    macs = {"client": 0, "server": count_macs(trainer.net, example_payload(strategy))}
+    payload = {k: v.to(trainer.device) for k, v in example_payload(strategy).items()}
+    macs = {"client": 0, "server": count_macs(trainer.net, payload)}
     if strategy.uses_client_model and client is not None:
         params["client"] = count_params(client)
-        planes = torch.zeros(1, 3 * len(strategy.client_channels), strategy.size, strategy.size)
+        planes = torch.zeros(1, 3 * len(strategy.client_channels), strategy.size, strategy.size,
+                             device=next(client.parameters()).device)
         macs["client"] = count_macs(client, planes)
     return params, macs

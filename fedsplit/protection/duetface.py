@@ -64,7 +64,7 @@ class DuetFace(Strategy):
         client.eval()  # frozen: running statistics, not the batch's
         _, maps = client.forward_maps(client_planes)
         client.train(was_training)
-        roi = roi_masks(landmarks, size=FACE_SIZE)
+        roi = roi_masks(landmarks.to(images.device), size=FACE_SIZE)
         payload = {"server_channels": server_planes}
         if self.protection.mask_source == "paper":
             for i, m in enumerate(client_masks(maps, roi, self.sizes)):
