@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -97,6 +98,9 @@ _PSI20 = np.linspace(0.0, math.pi, 20)
 _BROW_TOP = np.array([[0, 3, 5, 7, 10], [10, 7, 5, 3, 0]])
 _BROW_BOTTOM = 21 - _BROW_TOP
 _BROW_ROW = np.array([[0], [1]])
+# Per brow (left, right): x sign and mirror offset (x 2 cx) of the right brow's reflection.
+_BROW_SIGN = np.array([[1.0], [-1.0]])
+_BROW_MIRROR = np.array([[0.0], [2.0]])
 # The lash line ends in a small outward flick at each outer corner.
 _FLICK = (np.array([[[0, 0], [0, 0], [-1.6, -1.2]], [[0, 0], [0, 0], [1.6, -1.2]]]) * _ONE).astype(np.int32)
 _PSI40 = np.linspace(0.0, math.pi, 40)
@@ -118,14 +122,14 @@ _EDGE33 = 1 - _ABS33**4
 # A hair is a bent line, sampled densely enough to be drawn as single pixels (see _strands).
 @functools.lru_cache(maxsize=None)
 def _strand_table(k: int) -> np.ndarray:
-    """(6, 2k) weights: rows start x, start y, along x, along y, bend x, bend y; columns (sample, x|y) at
-    k evenly spaced positions along a bent hair (the bend is perpendicular: (-dy, dx) x bend)."""
+    """(6, 2k) weights: rows start x, start y, along x, along y, bend x, bend y; columns the k sample x
+    then the k sample y, evenly spaced along a bent hair (the bend is perpendicular: (-dy, dx) x bend)."""
     t = np.linspace(0.0, 1.0, k)
-    w = np.zeros((6, k, 2))
-    w[0, :, 0] = w[1, :, 1] = 1.0
-    w[2, :, 0] = w[3, :, 1] = t
-    w[5, :, 0] = -4.0 * t * (1.0 - t)
-    w[4, :, 1] = 4.0 * t * (1.0 - t)
+    w = np.zeros((6, 2, k))
+    w[0, 0] = w[1, 1] = 1.0
+    w[2, 0] = w[3, 1] = t
+    w[5, 0] = -4.0 * t * (1.0 - t)
+    w[4, 1] = 4.0 * t * (1.0 - t)
     return w.reshape(6, 2 * k)
 
 
@@ -158,8 +162,8 @@ _SUPER_C, _SUPER_S = np.cos(_SUPER), np.sin(_SUPER)
 _TEX = 24.0
 # Depth samples for finite-difference slopes: at a point, one canonical pixel right, one below (half-res units).
 _DEPTH_STEP = np.array([[[0.0, 0.0]], [[0.5, 0.0]], [[0.0, 0.5]]], np.float32)
-# Input levels 0..255 as a column, for the per-image camera curve (one row of 3 channels per level).
-_LEVELS = np.arange(256, dtype=np.float32)[:, None]
+# Input levels 0..255, for the per-image camera curve.
+_LEVELS_1D = np.arange(256, dtype=np.float32)
 _ALPHA128 = np.full((_CANVAS, _CANVAS), 128, np.uint8)
 _ALPHA128_LOW = np.full((_LOW, _LOW), 128, np.uint8)  # alpha x1 in x128 multiplies
 
@@ -219,8 +223,13 @@ def _times(a: tuple, k0: float, k1: float, k2: float) -> tuple[float, float, flo
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
-    """Normalise (..., 2) vectors (a sum over a length-2 axis is slow in numpy, hypot is not)."""
-    return v / np.maximum(np.hypot(v[..., 0], v[..., 1]), 1e-6)[..., None]
+    """Normalise 2-vectors stored as rows: v[0] the x, v[1] the y components (any trailing shape)."""
+    # Row layout keeps every operation on contiguous runs; hypot and (n, 2) broadcasts are several times slower.
+    n = v[0] * v[0]
+    n += v[1] * v[1]
+    np.sqrt(n, out=n)
+    np.maximum(n, 1e-6, out=n)
+    return v / n
 
 
 def _fill(canvas: np.ndarray, points: np.ndarray, rgba: tuple) -> None:
@@ -385,41 +394,46 @@ def _mask(polys: list[np.ndarray], mask: np.ndarray | None = None, value: int = 
 
 
 def _sample_in(mask: np.ndarray, rng: np.random.Generator, n: int, box: tuple) -> np.ndarray:
-    """Up to n canonical points uniformly inside a half-resolution mask, within box (x0, y0, x1, y1)."""
+    """Up to n canonical points (2, m), rows x and y, uniformly inside a half-resolution mask, within box."""
     lo = -_MARGIN + 0.5  # keep candidates on the canvas so no index needs clipping
     hi = _CANVAS - _MARGIN - 1.5
     x0, y0, x1, y1 = max(box[0], lo), max(box[1], lo), min(box[2], hi), min(box[3], hi)
-    cand = rng.random((n * 4, 2))
-    cand *= (x1 - x0, y1 - y0)
-    cand += (x0, y0)
+    cand = rng.random((2, n * 4))
+    cand *= np.array([[x1 - x0], [y1 - y0]])
+    cand += np.array([[x0], [y0]])
     ij = ((cand + (_MARGIN + 1.0)) * 0.5).astype(np.intp)
-    return cand[mask[ij[:, 1], ij[:, 0]] > 0][:n]
+    flat = ij[1] * _LOW
+    flat += ij[0]
+    return cand[:, mask.ravel()[flat] > 0][:, :n]
 
 
 def _strands(starts: np.ndarray, dirs: np.ndarray, lengths: np.ndarray, bend: np.ndarray, k: int) -> np.ndarray:
-    """Slightly curved 1-pixel hairs as flat indices (n, k) of RGBA canvas pixels, k samples per hair.
+    """Slightly curved 1-pixel hairs as flat indices (n, k) of RGBA canvas pixels, k samples per hair; starts
+    and dirs are (2, n) x and y rows.
 
     The samples are at most a pixel apart (k >= longest hair + 1), so rounded they form an 8-connected
     line, as cv2's LINE_8 does, but all hairs take a few array operations instead of one cv2 polyline
     each (per-polyline binding overhead dominated). Points off the canvas are clamped to its border,
     which the margin keeps out of view.
     """
-    x = np.empty((len(starts), 6))
-    x[:, 0:2] = starts
-    np.multiply(dirs, lengths[:, None], out=x[:, 2:4])
-    np.multiply(dirs, bend[:, None], out=x[:, 4:6])
-    pts = x @ _strand_table(k)
-    pts += _MARGIN + 0.5
-    np.clip(pts, 0.0, _CANVAS - 1.0, out=pts)
+    x = np.empty((6, starts.shape[1]))
+    np.add(starts, _MARGIN + 0.5, out=x[0:2])  # every sample has weight 1 on the start: offset it once
+    np.multiply(dirs, lengths, out=x[2:4])
+    np.multiply(dirs, bend, out=x[4:6])
+    pts = x.T @ _strand_table(k)
+    np.maximum(pts, 0.0, out=pts)
+    np.minimum(pts, _CANVAS - 1.0, out=pts)
     ij = pts.astype(np.intp)
-    return ij[:, 1::2] * _CANVAS + ij[:, 0::2]
+    flat = ij[:, k:] * _CANVAS
+    flat += ij[:, :k]
+    return flat
 
 
 def _splat(canvas: np.ndarray, pixels: np.ndarray, rgba: tuple) -> None:
     """Set the RGBA canvas pixels at flat indices to an opaque colour (saturated like cv2's)."""
     # One uint32 per RGBA pixel: a scalar fancy-index assignment, several times faster than 4-byte rows.
-    canvas.view(np.uint32).reshape(-1)[pixels.ravel()] = np.rint(np.clip(rgba, 0.0, 255.0)).astype(np.uint8).view(
-        np.uint32)[0]
+    value = int.from_bytes(bytes(min(max(round(c), 0), 255) for c in rgba), sys.byteorder)
+    canvas.view(np.uint32).reshape(-1)[pixels.ravel()] = value
 
 
 def _gauss_terms(bumps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -534,28 +548,33 @@ def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
     box = (cx - w - vol - 6, top - vol - 2, cx + w + vol + 6, jaw_top + 60)
     n = int({0: 110, 1: 150, 2: 150, 3: 40, 4: 150, 5: 170}[style] * d.uniform(0.7, 1.2))
     starts = _sample_in(_mask([front_fixed]), rng, n, box)
-    noise = rng.standard_normal((len(starts), 3))
+    noise = rng.standard_normal((3, starts.shape[1]))
     if style == 5:
-        dirs = _unit(noise[:, :2])
-        lengths = 2.5 + 1.2 * np.abs(noise[:, 2])
-        bend = np.clip(noise[:, 2], -2, 2)
+        dirs = _unit(noise[:2])
+        lengths = 2.5 + 1.2 * np.abs(noise[2])
+        bend = np.minimum(np.maximum(noise[2], -2.0), 2.0)
     else:
         gravity = d.uniform(0.4, 1.2) + (1.5 if style == 4 else 0.0)
-        dirs = _unit(_unit(starts - [cx + part, top - vol]) + [0.0, gravity] + 0.25 * noise[:, :2])
-        lengths = (7.0 + 2.0 * noise[:, 2]).clip(4, 11) * (0.45 if style == 3 else 1.0)
-        bend = np.clip(noise[:, 2] * 0.6, -1.2, 1.2)
+        dirs = _unit(starts - np.array([[cx + part], [top - vol]]))
+        dirs[1] += gravity
+        dirs += 0.25 * noise[:2]
+        dirs = _unit(dirs)
+        lengths = np.minimum(np.maximum(7.0 + 2.0 * noise[2], 4.0), 11.0)
+        if style == 3:
+            lengths *= 0.45
+        bend = np.minimum(np.maximum(noise[2] * 0.6, -1.2), 1.2)
     hairs = _strands(starts, dirs, lengths, bend, 13)  # at most 11 pixels long, plus the bend
     back_hairs = None
     if back is not None:
         # Back hair hangs below the jaw line (the sampling box starts there) and outside the face.
         mask = _mask([_fix(p["jaw"])], _mask([_fix(back)]), 0)
         starts = _sample_in(mask, rng, 70, (cx - w - vol - 10, jaw_top, cx + w + vol + 10, 150))
-        g = rng.standard_normal((len(starts), 3))
-        dirs = np.empty_like(starts)
-        dirs[:, 0] = np.sign(starts[:, 0] - cx) * 0.15
-        dirs[:, 1] = 1.0
-        dirs = _unit(dirs + 0.15 * g[:, :2])
-        back_hairs = _strands(starts, dirs, np.clip(10 + 2 * g[:, 2], 4.0, 16.0), np.clip(g[:, 2], -1.5, 1.5), 18)
+        g = rng.standard_normal((3, starts.shape[1]))
+        dirs = 0.15 * g[:2]
+        dirs[0] += np.sign(starts[0] - cx) * 0.15
+        dirs[1] += 1.0
+        lengths = np.minimum(np.maximum(10.0 + 2.0 * g[2], 4.0), 16.0)
+        back_hairs = _strands(starts, _unit(dirs), lengths, np.minimum(np.maximum(g[2], -1.5), 1.5), 18)
     density = d.uniform(0.45, 0.7) if style == 3 else 1.0
     return front_fixed, back, hairs, back_hairs, density
 
@@ -691,14 +710,13 @@ def _identity(seed: int, identity: int) -> _Identity:
             shapes.append(fixed)
         box = (cx - face_w, nose_y - 4, cx + face_w, chin_y + 2)
         pts = _sample_in(_mask(shapes), rng, 260 if beard_kind == 1 else 200, box)
-        g = rng.standard_normal((len(pts), 3))
-        dirs = np.empty_like(pts)
-        dirs[:, 0] = (pts[:, 0] - cx) * 0.03
-        dirs[:, 1] = 1.0
-        dirs = _unit(dirs + 0.4 * g[:, :2])
-        length = (1.0 + 0.25 * g[:, 2]) if beard_kind == 1 else (3.2 + 0.7 * g[:, 2])
-        length = np.clip(length, -6.0, 6.0)
-        _splat(canvas, _strands(pts, dirs, length, 0.3 * g[:, 2], 7), _rgba(hair, 0.6))
+        g = rng.standard_normal((3, pts.shape[1]))
+        dirs = 0.4 * g[:2]
+        dirs[0] += (pts[0] - cx) * 0.03
+        dirs[1] += 1.0
+        length = (1.0 + 0.25 * g[2]) if beard_kind == 1 else (3.2 + 0.7 * g[2])
+        length = np.minimum(np.maximum(length, -6.0), 6.0)
+        _splat(canvas, _strands(pts, _unit(dirs), length, 0.3 * g[2], 7), _rgba(hair, 0.6))
 
     # Nose: nostrils, wings, a faint bridge and a tip highlight (the relief below adds the shading).
     for s in (-1.0, 1.0):
@@ -757,34 +775,41 @@ def _identity(seed: int, identity: int) -> _Identity:
     ix, iy = ex + eye_w * 1.05, y_ + 0.5 - 0.3 * slant
     ctrl = np.array([[ox, oy], [ox + (ix - ox) * 0.38, oy + (iy - oy) * 0.38 - arch - 2.0], [ix, iy]])
     left = _BEZ11 @ ctrl
-    tx, ty = _unit(_DBEZ11 @ ctrl).T
+    tx, ty = _unit((_DBEZ11 @ ctrl).T)
     centre = np.empty((2, 11, 2))
     centre[0] = left
     centre[1, :, 0] = 2 * cx - left[:, 0]
     centre[1, :, 1] = left[:, 1]
-    tangent = np.empty((2, 11, 2))
-    tangent[:, :, 0] = tx
-    tangent[1, :, 0] *= -1.0
-    tangent[:, :, 1] = ty
     normal = np.empty((2, 11, 2))  # (ty, -tx) on the left brow, mirrored on the right
     normal[0, :, 0] = ty
     normal[1, :, 0] = -ty
     normal[:, :, 1] = -tx
     half = (brow_thick * (0.35 + 0.65 * _T11) / 2)[None, :, None]
     brow_poly = np.concatenate([centre + normal * half, (centre - normal * half)[:, ::-1]], axis=1)
-    sh = rng.random((2, int(d.uniform(18, 34)), 4))
-    t = sh[..., 0]
-    i0 = np.minimum((t * 10).astype(int), 9)
-    f = (t * 10 - i0)[..., None]
-    rows = np.arange(2)[:, None]
-    pos = centre[rows, i0] * (1 - f) + centre[rows, i0 + 1] * f
-    nrm, tan = normal[rows, i0], tangent[rows, i0]
-    start = pos + nrm * ((sh[..., 1:2] - 0.5) * brow_thick * (0.35 + 0.65 * t[..., None]))
-    up = t[..., None] ** 3  # hairs near the inner end point up, the rest lie along the brow
-    direction = _unit(-tan * (1 - up) + nrm * (up + 0.5 * (sh[..., 2:3] - 0.5)))
-    brow_strands = np.empty((2, sh.shape[1], 2, 2))
-    brow_strands[:, :, 0] = start
-    brow_strands[:, :, 1] = start + direction * (2.0 + 2.0 * sh[..., 3:4])
+    # Hairs per brow (rows: left, right) in components of the left brow's centreline, tangent (tx, ty) and
+    # normal (ty, -tx); the right brow mirrors x (sign -1). Plain (2, n) arrays: no fancy (…, 2) indexing.
+    t, across, spread, length = rng.random((int(d.uniform(18, 34)) * 2, 4)).T.reshape(4, 2, -1)
+    i0 = (t * 10).astype(np.intp)  # t < 1, so i0 <= 9
+    f = t * 10 - i0
+    sign = _BROW_SIGN
+    px = left[i0, 0] * (1 - f) + left[i0 + 1, 0] * f
+    px *= sign
+    px += _BROW_MIRROR * cx
+    py = left[i0, 1] * (1 - f) + left[i0 + 1, 1] * f
+    ti, ui = tx[i0], ty[i0]
+    w = (across - 0.5) * brow_thick * (0.35 + 0.65 * t)
+    sx = px + sign * ui * w
+    sy = py - ti * w
+    up = t**3  # hairs near the inner end point up, the rest lie along the brow
+    q = up + 0.5 * (spread - 0.5)
+    dx = sign * (ui * q - ti * (1 - up))
+    dy = -ui * (1 - up) - ti * q
+    grow = (2.0 + 2.0 * length) / np.maximum(np.sqrt(dx * dx + dy * dy), 1e-6)
+    brow_strands = np.empty((t.size, 2, 2))
+    brow_strands[:, 0, 0] = sx.ravel()
+    brow_strands[:, 0, 1] = sy.ravel()
+    brow_strands[:, 1, 0] = (sx + dx * grow).ravel()
+    brow_strands[:, 1, 1] = (sy + dy * grow).ravel()
     strand_lift = np.zeros((t.size, 1, 2))
     strand_lift[:, 0, 1] = (0.8 + 0.4 * t.reshape(-1)) * _ONE
 
@@ -863,7 +888,7 @@ def _identity(seed: int, identity: int) -> _Identity:
         mouth_w=mouth_w, mouth_basis=mouth_basis, smile_lines=0.08 + 0.25 * age + d.uniform(0, 0.1),
         eye_rest=eye_rest, eye_move=eye_move, eye_centres=eye_centres, brow_fixed=(brow_poly + _MARGIN) * _ONE + 0.5,
         brow_lm=(brow_poly[_BROW_ROW, _BROW_TOP] + brow_poly[_BROW_ROW, _BROW_BOTTOM]).reshape(10, 2) * 0.5,
-        brow_strands=_fix(brow_strands.reshape(-1, 2, 2)), brow_strand_lift=strand_lift,
+        brow_strands=_fix(brow_strands), brow_strand_lift=strand_lift,
         folds=folds, glasses=glasses, static_lm=static, base=canvas, overlay=overlay,
         # Cached per process: the albedo is stored small, x128 as uint8.
         normals=normals, albedo=albedo, depth=depth,
@@ -1058,49 +1083,51 @@ def _project(p: _Identity, lm: np.ndarray, affine: np.ndarray, gains: np.ndarray
     """Output-pixel landmarks: solve posed - gains * depth(posed) = lm (Newton), then apply the affine."""
     posed = lm
     if gains.any():
-        posed = lm + np.outer(_depth_at(p, lm)[0], gains)
+        posed = lm + _depth_at(p, lm)[0][:, None] * gains
         for _ in range(8):
             z = _depth_at(p, posed)
             r = posed - lm
-            r -= np.outer(z[0], gains)
+            r -= z[0][:, None] * gains
             if np.abs(r).max() < 0.02:  # cv2 interpolates in 1/32 steps: finer is noise
                 break
             # The Jacobian I - gains (zx, zy)^T is rank-one off the identity: Sherman-Morrison inverts it,
             # step = r + gains * ((zx, zy) . r) / (1 - (zx, zy) . gains).
             slope = z[1:] - z[0]
             k = (slope * r.T).sum(0) / (1.0 - gains @ slope)
-            posed = posed - r - np.outer(k, gains)
+            posed = posed - r - k[:, None] * gains
     return posed @ affine[:, :2].T + affine[:, 2]
 
 
 def _warp(p: _Identity, canvas: np.ndarray, affine: np.ndarray, gains: np.ndarray) -> np.ndarray:
     """Resample the canvas into the output: inverse affine, then the depth displacement for yaw/pitch."""
-    inv = cv2.invertAffineTransform(affine)
+    (a, b, c), (d, e, f) = cv2.invertAffineTransform(affine).tolist()
     # The depth displacement is smooth: sample it on every other output pixel and upsample
-    # (within ~0.05 px of sampling it everywhere, which is what the landmarks use).
-    half = np.array([[2.0, 0.0, 0.5], [0.0, 2.0, 0.5]])
-    to_low = (inv @ np.vstack([half, [0.0, 0.0, 1.0]])) * 0.5
-    to_low[:, 2] += (_MARGIN - 0.5) * 0.5
+    # (within ~0.05 px of sampling it everywhere, which is what the landmarks use). Output pixel
+    # (2i + 0.5, 2j + 0.5) in half-resolution depth coordinates, written out in plain floats.
+    off = 0.5 * (_MARGIN - 0.5)
+    to_low = np.array([[a, b, 0.25 * (a + b) + 0.5 * c + off], [d, e, 0.25 * (d + e) + 0.5 * f + off]])
     depth = cv2.warpAffine(p.depth, to_low, (FACE_SIZE // 2, FACE_SIZE // 2),
                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     depth = cv2.resize(depth, (FACE_SIZE, FACE_SIZE))
     # Separate x and y maps: each is two single-channel fused multiply-adds (fast paths in cv2).
-    (a, b, c), (d, e, f) = inv.tolist()
     g0, g1 = gains.tolist()
     map_x = cv2.scaleAdd(depth, -g0, cv2.addWeighted(_GRID_X, a, _GRID_Y, b, c + _MARGIN))
     map_y = cv2.scaleAdd(depth, -g1, cv2.addWeighted(_GRID_X, d, _GRID_Y, e, f + _MARGIN))
     return cv2.remap(canvas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def _background(rng: np.random.Generator) -> np.ndarray:
-    """Per-image backdrop: a muted four-corner gradient with a few plain shapes (not anti-aliased: cheaper)."""
+def _background(rng: np.random.Generator, gains: list[float]) -> np.ndarray:
+    """Per-image backdrop: a muted four-corner gradient with a few plain shapes (not anti-aliased: cheaper),
+    under the camera's per-channel colour gains."""
     u = rng.random(28).tolist()
     grey, spread = 40 + 180 * u[0], 40 + 140 * u[1]
     low = grey - spread / 2
-    corners = [min(max(low + v * spread, 0.0), 255.0) for v in u[2:14]]
+    corners = [min(max((low + v * spread) * gains[i % 3], 0.0), 255.0) for i, v in enumerate(u[2:14])]
     bg = cv2.resize(np.array(corners, np.uint8).reshape(2, 2, 3), (FACE_SIZE, FACE_SIZE))
+    g0, g1, g2 = gains
     for k in range(int(u[14] * 5)):
-        colour = (grey + (u[15 + k] - 0.5) * 220, grey + (u[16 + k] - 0.5) * 220, grey + (u[17 + k] - 0.5) * 220)
+        colour = ((grey + (u[15 + k] - 0.5) * 220) * g0, (grey + (u[16 + k] - 0.5) * 220) * g1,
+                  (grey + (u[17 + k] - 0.5) * 220) * g2)
         x, y, w, h = int(u[20 + k] * FACE_SIZE), int(u[21 + k] * FACE_SIZE), int(u[22 + k] * FACE_SIZE), \
             int(u[23 + k] * FACE_SIZE)
         kind = int(u[24 + k % 4] * 3)
@@ -1152,9 +1179,12 @@ def _render(seed: int, identity: int, image: int) -> tuple[np.ndarray, np.ndarra
     k = (1.0 - nz.ambient) * front
     diffuse = cv2.max(cv2.transform(p.normals, np.array([[lx * k, ly * k, lz * k]])), 0.0)
     spec = cv2.max(cv2.transform(p.normals, np.array([[hx, hy, hz]])), 0.01)  # 0.01**12 is still a normal float
-    shade = cv2.addWeighted(diffuse, 1.0, cv2.pow(spec, 12), nz.specular * front, nz.ambient * front,
-                            dtype=cv2.CV_8U)  # Blinn-Phong exponent 12
-    low = cv2.multiply(cv2.merge((shade, shade, shade, _ALPHA128_LOW)), p.albedo, scale=1.0 / 128.0)
+    # The camera's colour cast is a per-channel gain: applied here (and to the backdrop's colours) it leaves
+    # a single-channel camera curve below, about half the cost of a per-channel one.
+    highlight = cv2.pow(spec, 12)  # Blinn-Phong exponent 12
+    shades = [cv2.addWeighted(diffuse, g, highlight, nz.specular * front * g, nz.ambient * front * g, dtype=cv2.CV_8U)
+              for g in nz.gains]
+    low = cv2.multiply(cv2.merge((*shades, _ALPHA128_LOW)), p.albedo, scale=1.0 / 128.0)
     canvas = cv2.multiply(canvas, cv2.resize(low, (_CANVAS, _CANVAS)), scale=1.0 / 128.0)
 
     affine, gains = _pose(p, nz)
@@ -1167,18 +1197,20 @@ def _render(seed: int, identity: int, image: int) -> tuple[np.ndarray, np.ndarra
         points += under - over
     fg = _warp(p, canvas, affine, gains)
 
-    bg = _background(rng)
-    keep = cv2.cvtColor(255 - fg[..., 3], cv2.COLOR_GRAY2RGB)
+    bg = _background(rng, nz.gains)
+    keep = cv2.cvtColor(cv2.bitwise_not(cv2.extractChannel(fg, 3)), cv2.COLOR_GRAY2RGB)
     img = cv2.add(cv2.cvtColor(fg, cv2.COLOR_RGBA2RGB), cv2.multiply(bg, keep, scale=1.0 / 255.0))
 
-    # Camera: colour cast, contrast, gamma in one table; then occluder, blur, sensor noise, JPEG.
-    mean = sum(cv2.mean(img)[:3]) / 3.0
-    lut = (_LEVELS * nz.contrast + mean * (1.0 - nz.contrast)) * (np.array(nz.gains, np.float32) * (1.0 / 255.0))
+    # Camera: contrast and gamma in one table (the colour cast is already in); then occluder, blur, sensor
+    # noise, JPEG. sumElems is several times cheaper than cv2.mean here.
+    mean = sum(cv2.sumElems(img)[:3]) * (1.0 / (3 * FACE_SIZE * FACE_SIZE))
+    lut = _LEVELS_1D * (nz.contrast / 255.0)
+    lut += mean * (1.0 - nz.contrast) / 255.0
     np.maximum(lut, 0.0, out=lut)
     np.minimum(lut, 1.0, out=lut)
     np.power(lut, nz.gamma, out=lut)
     lut *= 255.0
-    img = cv2.LUT(img, lut.astype(np.uint8)[:, None, :])
+    img = cv2.LUT(img.reshape(FACE_SIZE, FACE_SIZE * 3), lut.astype(np.uint8)).reshape(FACE_SIZE, FACE_SIZE, 3)
     if nz.occlude:
         _occlude(img, points, rng)
     if nz.blur:
