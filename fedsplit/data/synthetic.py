@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fedsplit.data import synthetic_kernels as _kern
 from fedsplit.data.types import FACE_SIZE, NUM_LANDMARKS, FaceSample, stack_samples
 
 # ArcFace's 5-point template for 112x112 crops: eye centres, nose tip, mouth corners (x, y).
@@ -119,20 +120,6 @@ _RECESS33 = np.exp(-(((_ABS33 - 0.62) / 0.2) ** 2))
 _EDGE33 = 1 - _ABS33**4
 
 
-# A hair is a bent line, sampled densely enough to be drawn as single pixels (see _strands).
-@functools.lru_cache(maxsize=None)
-def _strand_table(k: int) -> np.ndarray:
-    """(6, 2k) weights: rows start x, start y, along x, along y, bend x, bend y; columns the k sample x
-    then the k sample y, evenly spaced along a bent hair (the bend is perpendicular: (-dy, dx) x bend)."""
-    t = np.linspace(0.0, 1.0, k)
-    w = np.zeros((6, 2, k))
-    w[0, 0] = w[1, 1] = 1.0
-    w[2, 0] = w[3, 1] = t
-    w[5, 0] = -4.0 * t * (1.0 - t)
-    w[4, 1] = 4.0 * t * (1.0 - t)
-    return w.reshape(6, 2 * k)
-
-
 _EYE_LOWER = np.sin(math.pi * _T9) ** 1.2
 # Derivative of the quadratic Bezier weights: brow tangents without a finite difference.
 _DBEZ11 = np.stack([-2 * (1 - _T11), 2 - 4 * _T11, 2 * _T11], 1)
@@ -160,8 +147,6 @@ _SUPER = np.linspace(0, 2 * math.pi, 28, endpoint=False)
 _SUPER_C, _SUPER_S = np.cos(_SUPER), np.sin(_SUPER)
 # Texture banks are int8 at this many units per standard deviation (clipped at about 5 sigma).
 _TEX = 24.0
-# Depth samples for finite-difference slopes: at a point, one canonical pixel right, one below (half-res units).
-_DEPTH_STEP = np.array([[[0.0, 0.0]], [[0.5, 0.0]], [[0.0, 0.5]]], np.float32)
 # Input levels 0..255, for the per-image camera curve.
 _LEVELS_1D = np.arange(256, dtype=np.float32)
 _ALPHA128 = np.full((_CANVAS, _CANVAS), 128, np.uint8)
@@ -398,99 +383,37 @@ def _sample_in(mask: np.ndarray, rng: np.random.Generator, n: int, box: tuple) -
     lo = -_MARGIN + 0.5  # keep candidates on the canvas so no index needs clipping
     hi = _CANVAS - _MARGIN - 1.5
     x0, y0, x1, y1 = max(box[0], lo), max(box[1], lo), min(box[2], hi), min(box[3], hi)
-    cand = rng.random((2, n * 4))
-    cand *= np.array([[x1 - x0], [y1 - y0]])
-    cand += np.array([[x0], [y0]])
-    ij = ((cand + (_MARGIN + 1.0)) * 0.5).astype(np.intp)
-    flat = ij[1] * _LOW
-    flat += ij[0]
-    return cand[:, mask.ravel()[flat] > 0][:, :n]
+    return _kern.sample_in(mask, rng.random((2, n * 4)), x0, y0, x1, y1, n, _MARGIN + 1.0)
 
 
-def _strands(starts: np.ndarray, dirs: np.ndarray, lengths: np.ndarray, bend: np.ndarray, k: int) -> np.ndarray:
-    """Slightly curved 1-pixel hairs as flat indices (n, k) of RGBA canvas pixels, k samples per hair; starts
-    and dirs are (2, n) x and y rows.
+def _strands(starts: np.ndarray, noise: np.ndarray, mode: int, k: int, p0: float = 0.0, p1: float = 0.0,
+             p2: float = 0.0, p3: float = 1.0) -> np.ndarray:
+    """Slightly curved 1-pixel hairs as flat indices (n, k) of RGBA canvas pixels, k samples per hair, from
+    starts (2, n) and standard normals (3, n); see synthetic_kernels.strands for the flow modes.
 
-    The samples are at most a pixel apart (k >= longest hair + 1), so rounded they form an 8-connected
-    line, as cv2's LINE_8 does, but all hairs take a few array operations instead of one cv2 polyline
-    each (per-polyline binding overhead dominated). Points off the canvas are clamped to its border,
-    which the margin keeps out of view.
+    Rounded samples a pixel apart form an 8-connected line, as cv2's LINE_8 does, at a fraction of the
+    cost of one cv2 polyline per hair (per-call binding overhead dominated).
     """
-    x = np.empty((6, starts.shape[1]))
-    np.add(starts, _MARGIN + 0.5, out=x[0:2])  # every sample has weight 1 on the start: offset it once
-    np.multiply(dirs, lengths, out=x[2:4])
-    np.multiply(dirs, bend, out=x[4:6])
-    pts = x.T @ _strand_table(k)
-    np.maximum(pts, 0.0, out=pts)
-    np.minimum(pts, _CANVAS - 1.0, out=pts)
-    ij = pts.astype(np.intp)
-    flat = ij[:, k:] * _CANVAS
-    flat += ij[:, :k]
-    return flat
+    return _kern.strands(starts, noise, mode, p0, p1, p2, p3, k, _MARGIN + 0.5, _CANVAS)
 
 
-def _splat(canvas: np.ndarray, pixels: np.ndarray, rgba: tuple) -> None:
-    """Set the RGBA canvas pixels at flat indices to an opaque colour (saturated like cv2's)."""
+def _splat(canvas: np.ndarray, pixels: np.ndarray, rgba: tuple, first: int = 0, step: int = 1) -> None:
+    """Set the RGBA canvas pixels of hairs first, first + step, ... (rows of flat indices) to an opaque
+    colour (saturated like cv2's)."""
     # One uint32 per RGBA pixel: a scalar fancy-index assignment, several times faster than 4-byte rows.
     value = int.from_bytes(bytes(min(max(round(c), 0), 255) for c in rgba), sys.byteorder)
-    canvas.view(np.uint32).reshape(-1)[pixels.ravel()] = value
+    _kern.splat(canvas.view(np.uint32).reshape(-1), pixels, first, step, np.uint32(value))
 
 
-def _gauss_terms(bumps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """1-D Gaussians and derivatives on the low-res grid for bumps (K, 5): x0, y0, sx, sy, amplitude.
-
-    The exponent is capped at 25: far out the terms are ~1e-11, not float32 subnormals (those would
-    make later arithmetic ~100x slower), and products of two stay normal floats too.
-    """
-    k = len(bumps)
-    centre = bumps[:, 0:2].T.reshape(-1, 1)
-    sigma = bumps[:, 2:4].T.reshape(-1, 1)
-    d = (_LOW_XY - centre) / sigma
-    g = np.exp(np.maximum(d * d * -0.5, -25.0))
-    dg = d * g
-    dg /= -sigma
-    return g[:k], g[k:], dg[:k], dg[k:]
-
-
-# Sums of separable bumps are one small matrix product each (m*n*k under ~10^5: far below OpenBLAS's
-# threading threshold, so these stay single-threaded, measured CPU time = wall time).
 def _maps(bumps: np.ndarray, tints: np.ndarray, cx: float, cy: float, a: float) -> tuple:
-    """Low-resolution maps from Gaussian bumps (17, 5): rows 0-9 shading relief, 10-14 colour spots (their
-    RGB amplitudes in tints (5, 3)), 15-16 the pose-warp depth. One set of 1-D Gaussians serves all three.
+    """Low-resolution maps from Gaussian bumps (17, 5: x0, y0, sx, sy, amplitude): rows 0-9 shading relief,
+    10-14 colour spots (their RGB amplitudes in tints (5, 3)), 15-16 the pose-warp depth.
 
-    Returns unit normals (LOW, LOW, 3) float32 of a head ellipsoid plus the relief (interleaved, so one
-    cv2.transform per image lights them), the multiplicative albedo x128 as uint8 (LOW, LOW, 4; alpha 128)
-    and the depth (LOW, LOW) float32.
+    Returns unit normals (LOW, LOW, 3) float32 of a head ellipsoid (horizontal semi-axis a, centre (cx, cy))
+    plus the relief (interleaved, so one cv2.transform per image lights them), the multiplicative albedo
+    x128 as uint8 (LOW, LOW, 4; alpha 128) and the depth (LOW, LOW) float32.
     """
-    gx, gy, dgx, dgy = _gauss_terms(bumps)
-    amp = bumps[:, 4:5]
-    b = 64.0
-    u = (_LOW_XY - cx) / a
-    v = (_LOW_XY - cy) / b
-    # 1 / max(sqrt(1 - u^2 - v^2), 0.22)
-    iw = np.subtract.outer(1.0 - v * v, u * u)
-    np.maximum(iw, 0.0484, out=iw)
-    np.sqrt(iw, out=iw)
-    np.divide(1.0, iw, out=iw)
-    nx = (0.9 * u) * iw
-    nx -= (amp[:10] * gy[:10]).T @ dgx[:10]
-    ny = (0.9 * a / b * v)[:, None] * iw
-    ny -= (amp[:10] * dgy[:10]).T @ gx[:10]
-    nz = nx * nx
-    nz += ny * ny
-    nz += 1.0
-    np.sqrt(nz, out=nz)
-    np.divide(1.0, nz, out=nz)
-    nx *= nz
-    ny *= nz
-    n = cv2.merge((nx, ny, nz))
-
-    right = np.zeros((5, _LOW, 4), np.float32)
-    right[..., :3] = gx[10:15, :, None] * (128.0 * tints[:, None, :])
-    # + 128, rounded and saturated to uint8 in one cv2 pass (the tints only darken, so nothing is negative).
-    albedo = cv2.convertScaleAbs(gy[10:15].T @ right.reshape(5, -1), alpha=1.0, beta=128.0).reshape(_LOW, _LOW, 4)
-    depth = gy[15:].T @ (amp[15:] * gx[15:])
-    return n, albedo, depth
+    return _kern.shading_maps(bumps, tints, _LOW_XY, cx, cy, a)
 
 
 def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
@@ -549,32 +472,18 @@ def _hair(p: dict, d: _Draws, rng: np.random.Generator, style: int) -> tuple:
     n = int({0: 110, 1: 150, 2: 150, 3: 40, 4: 150, 5: 170}[style] * d.uniform(0.7, 1.2))
     starts = _sample_in(_mask([front_fixed]), rng, n, box)
     noise = rng.standard_normal((3, starts.shape[1]))
+    # At most 11 pixels long, plus the bend: 13 samples.
     if style == 5:
-        dirs = _unit(noise[:2])
-        lengths = 2.5 + 1.2 * np.abs(noise[2])
-        bend = np.minimum(np.maximum(noise[2], -2.0), 2.0)
+        hairs = _strands(starts, noise, _kern.CURLY, 13)
     else:
         gravity = d.uniform(0.4, 1.2) + (1.5 if style == 4 else 0.0)
-        dirs = _unit(starts - np.array([[cx + part], [top - vol]]))
-        dirs[1] += gravity
-        dirs += 0.25 * noise[:2]
-        dirs = _unit(dirs)
-        lengths = np.minimum(np.maximum(7.0 + 2.0 * noise[2], 4.0), 11.0)
-        if style == 3:
-            lengths *= 0.45
-        bend = np.minimum(np.maximum(noise[2] * 0.6, -1.2), 1.2)
-    hairs = _strands(starts, dirs, lengths, bend, 13)  # at most 11 pixels long, plus the bend
+        hairs = _strands(starts, noise, _kern.FRONT, 13, cx + part, top - vol, gravity, 0.45 if style == 3 else 1.0)
     back_hairs = None
     if back is not None:
         # Back hair hangs below the jaw line (the sampling box starts there) and outside the face.
         mask = _mask([_fix(p["jaw"])], _mask([_fix(back)]), 0)
         starts = _sample_in(mask, rng, 70, (cx - w - vol - 10, jaw_top, cx + w + vol + 10, 150))
-        g = rng.standard_normal((3, starts.shape[1]))
-        dirs = 0.15 * g[:2]
-        dirs[0] += np.sign(starts[0] - cx) * 0.15
-        dirs[1] += 1.0
-        lengths = np.minimum(np.maximum(10.0 + 2.0 * g[2], 4.0), 16.0)
-        back_hairs = _strands(starts, _unit(dirs), lengths, np.minimum(np.maximum(g[2], -1.5), 1.5), 18)
+        back_hairs = _strands(starts, rng.standard_normal((3, starts.shape[1])), _kern.BACK, 18, cx)
     density = d.uniform(0.45, 0.7) if style == 3 else 1.0
     return front_fixed, back, hairs, back_hairs, density
 
@@ -628,7 +537,7 @@ def _identity(seed: int, identity: int) -> _Identity:
     if back is not None:
         _fill(canvas, back, _rgba(hair, 0.82))
         _splat(canvas, back_hairs, _rgba(hair, 0.55))
-        _splat(canvas, back_hairs[::3], _rgba(hair, 1.2))
+        _splat(canvas, back_hairs, _rgba(hair, 1.2), 0, 3)
     # The neck only shows when the head is shrunk or shifted, but then it must be there. No clothes:
     # a per-person shirt colour in the corners would be an identity shortcut.
     neck_w = face_w * 0.62
@@ -711,12 +620,7 @@ def _identity(seed: int, identity: int) -> _Identity:
         box = (cx - face_w, nose_y - 4, cx + face_w, chin_y + 2)
         pts = _sample_in(_mask(shapes), rng, 260 if beard_kind == 1 else 200, box)
         g = rng.standard_normal((3, pts.shape[1]))
-        dirs = 0.4 * g[:2]
-        dirs[0] += (pts[0] - cx) * 0.03
-        dirs[1] += 1.0
-        length = (1.0 + 0.25 * g[2]) if beard_kind == 1 else (3.2 + 0.7 * g[2])
-        length = np.minimum(np.maximum(length, -6.0), 6.0)
-        _splat(canvas, _strands(pts, _unit(dirs), length, 0.3 * g[2], 7), _rgba(hair, 0.6))
+        _splat(canvas, _strands(pts, g, _kern.BEARD, 7, cx, float(beard_kind)), _rgba(hair, 0.6))
 
     # Nose: nostrils, wings, a faint bridge and a tip highlight (the relief below adds the shading).
     for s in (-1.0, 1.0):
@@ -747,8 +651,8 @@ def _identity(seed: int, identity: int) -> _Identity:
     y1 = int(mouth_y + lip_low + 10 + _MARGIN)
     before = canvas[y0:y1, x0:x1].copy()
     cv2.fillPoly(canvas, [front_fixed], hair_fill, _AA, _SHIFT)
-    _splat(canvas, hairs[0::2], _rgba(hair, 0.6))
-    _splat(canvas, hairs[1::2], light)
+    _splat(canvas, hairs, _rgba(hair, 0.6), 0, 2)
+    _splat(canvas, hairs, light, 1, 2)
     zone = canvas[y0:y1, x0:x1]
     changed = zone.view(np.uint32)[..., 0] != before.view(np.uint32)[..., 0]
     overlay = None
@@ -786,32 +690,9 @@ def _identity(seed: int, identity: int) -> _Identity:
     normal[:, :, 1] = -tx
     half = (brow_thick * (0.35 + 0.65 * _T11) / 2)[None, :, None]
     brow_poly = np.concatenate([centre + normal * half, (centre - normal * half)[:, ::-1]], axis=1)
-    # Hairs per brow (rows: left, right) in components of the left brow's centreline, tangent (tx, ty) and
-    # normal (ty, -tx); the right brow mirrors x (sign -1). Plain (2, n) arrays: no fancy (…, 2) indexing.
-    t, across, spread, length = rng.random((int(d.uniform(18, 34)) * 2, 4)).T.reshape(4, 2, -1)
-    i0 = (t * 10).astype(np.intp)  # t < 1, so i0 <= 9
-    f = t * 10 - i0
-    sign = _BROW_SIGN
-    px = left[i0, 0] * (1 - f) + left[i0 + 1, 0] * f
-    px *= sign
-    px += _BROW_MIRROR * cx
-    py = left[i0, 1] * (1 - f) + left[i0 + 1, 1] * f
-    ti, ui = tx[i0], ty[i0]
-    w = (across - 0.5) * brow_thick * (0.35 + 0.65 * t)
-    sx = px + sign * ui * w
-    sy = py - ti * w
-    up = t**3  # hairs near the inner end point up, the rest lie along the brow
-    q = up + 0.5 * (spread - 0.5)
-    dx = sign * (ui * q - ti * (1 - up))
-    dy = -ui * (1 - up) - ti * q
-    grow = (2.0 + 2.0 * length) / np.maximum(np.sqrt(dx * dx + dy * dy), 1e-6)
-    brow_strands = np.empty((t.size, 2, 2))
-    brow_strands[:, 0, 0] = sx.ravel()
-    brow_strands[:, 0, 1] = sy.ravel()
-    brow_strands[:, 1, 0] = (sx + dx * grow).ravel()
-    brow_strands[:, 1, 1] = (sy + dy * grow).ravel()
-    strand_lift = np.zeros((t.size, 1, 2))
-    strand_lift[:, 0, 1] = (0.8 + 0.4 * t.reshape(-1)) * _ONE
+    # Hairs per brow, placed along the left brow's centreline (the right brow's mirrored), drawn independently.
+    brow_strands, strand_lift = _kern.brow_hairs(left, tx, ty, rng.random((int(d.uniform(18, 34)) * 2, 4)), cx,
+                                                 brow_thick, float(_MARGIN), _ONE)
 
     # Nasolabial folds at rest; a smile darkens them per image.
     aw, cw, mid_y = nose_w + 2.0, mouth_w + 4.0, (nose_y + mouth_y + 5.0) / 2
@@ -888,7 +769,7 @@ def _identity(seed: int, identity: int) -> _Identity:
         mouth_w=mouth_w, mouth_basis=mouth_basis, smile_lines=0.08 + 0.25 * age + d.uniform(0, 0.1),
         eye_rest=eye_rest, eye_move=eye_move, eye_centres=eye_centres, brow_fixed=(brow_poly + _MARGIN) * _ONE + 0.5,
         brow_lm=(brow_poly[_BROW_ROW, _BROW_TOP] + brow_poly[_BROW_ROW, _BROW_BOTTOM]).reshape(10, 2) * 0.5,
-        brow_strands=_fix(brow_strands), brow_strand_lift=strand_lift,
+        brow_strands=brow_strands, brow_strand_lift=strand_lift,
         folds=folds, glasses=glasses, static_lm=static, base=canvas, overlay=overlay,
         # Cached per process: the albedo is stored small, x128 as uint8.
         normals=normals, albedo=albedo, depth=depth,
@@ -1072,30 +953,14 @@ def _pose(p: _Identity, nz: _Nuisance) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([rot, t[:, None]], axis=1), gains
 
 
-def _depth_at(p: _Identity, pts: np.ndarray) -> np.ndarray:
-    """Depth (3, N) at canonical points and one pixel right of and below them, interpolated by cv2 as
-    the pixel warp does: row 0 is the depth, rows 1 and 2 minus row 0 are its x and y slopes."""
-    g = ((pts + (_MARGIN - 0.5)) * 0.5).astype(np.float32)
-    return cv2.remap(p.depth, g + _DEPTH_STEP, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
 def _project(p: _Identity, lm: np.ndarray, affine: np.ndarray, gains: np.ndarray) -> np.ndarray:
-    """Output-pixel landmarks: solve posed - gains * depth(posed) = lm (Newton), then apply the affine."""
-    posed = lm
-    if gains.any():
-        posed = lm + _depth_at(p, lm)[0][:, None] * gains
-        for _ in range(8):
-            z = _depth_at(p, posed)
-            r = posed - lm
-            r -= z[0][:, None] * gains
-            if np.abs(r).max() < 0.02:  # cv2 interpolates in 1/32 steps: finer is noise
-                break
-            # The Jacobian I - gains (zx, zy)^T is rank-one off the identity: Sherman-Morrison inverts it,
-            # step = r + gains * ((zx, zy) . r) / (1 - (zx, zy) . gains).
-            slope = z[1:] - z[0]
-            k = (slope * r.T).sum(0) / (1.0 - gains @ slope)
-            posed = posed - r - k[:, None] * gains
-    return posed @ affine[:, :2].T + affine[:, 2]
+    """Output-pixel landmarks: solve posed - gains * depth(posed) = lm (Newton), then apply the affine.
+
+    The depth is interpolated as the pixel warp's cv2 calls do (1/32-pixel bilinear weights), so
+    landmarks follow the pixels.
+    """
+    g0, g1 = gains.tolist()
+    return _kern.project(p.depth, np.asarray(lm, np.float64), g0, g1, np.asarray(affine, np.float64), _MARGIN - 0.5)
 
 
 def _warp(p: _Identity, canvas: np.ndarray, affine: np.ndarray, gains: np.ndarray) -> np.ndarray:
