@@ -6,7 +6,7 @@
 Prints images/s on one pinned core for three access patterns: a shuffled pass over a fresh
 SyntheticFaces data set (each identity is built on its first image, then served from the
 per-process cache), the same pass again (all identities cached), and every image of a new
-identity (no cache hits, the worst case). Exits 1 if the best first data-set pass is slower
+identity (no cache hits, the worst case). Exits 1 if the best worst-case pass is slower
 than --min-rate.
 """
 
@@ -121,9 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     show("every image a new identity (no cache)", cold)
     if args.grid:
         _grid(args.grid, args.seed, args.grid_identities, args.grid_images, args.highpass, args.landmarks)
-    ok = max(first) >= args.min_rate
+    # The floor applies to the worst case: with 10,000 identities nearly every read is a new identity.
+    ok = max(cold) >= args.min_rate
     verdict = "PASS" if ok else "FAIL"
-    print(f"{verdict}: data-set rate {max(first):.0f} images/s vs floor {args.min_rate:.0f} on one core")
+    print(f"{verdict}: worst-case rate {max(cold):.0f} images/s vs floor {args.min_rate:.0f} on one core")
     return 0 if ok else 1
 
 
