@@ -51,6 +51,15 @@ def lr_at(step: int, total: int, base: float, schedule: str, milestones: list[fl
     return base * 0.1 ** sum(step >= f * total for f in milestones)
 
 
+def sgd_step(opt: torch.optim.Optimizer, loss: torch.Tensor, what: str) -> None:
+    """Backpropagate and step, refusing a non-finite loss (it would ruin the weights silently)."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{what} is {loss.item()}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 def flip_faces(images: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mirror faces left-right in pixel space (before any DCT), with their landmarks."""
     flipped = landmarks.copy()
@@ -88,11 +97,7 @@ class ClientWarmup:
         images, labels = images.to(self.device), labels.to(self.device)
         planes = self.strategy.client_planes(images)
         loss = nn.functional.cross_entropy(self.head(self.client(planes), labels), labels)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"client warm-up loss is {loss.item()} at step {self.steps} (lr {lr:g})")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        sgd_step(self.opt, loss, f"client warm-up loss at step {self.steps} (lr {lr:g})")
         self.steps += 1
         return loss.item()
 
@@ -138,11 +143,7 @@ class ServerTrainer:
         payload = {k: v.to(self.device, non_blocking=True) for k, v in payload.items()}
         labels = labels.to(self.device)
         loss = nn.functional.cross_entropy(self.head(self.net(payload), labels), labels)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"server loss is {loss.item()} at step {self.steps} (lr {lr:g})")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        sgd_step(self.opt, loss, f"server loss at step {self.steps} (lr {lr:g})")
         self.steps += 1
         return loss.item()
 

@@ -1,1 +1,1 @@
-"""Runnable federated simulations (issue 4). Until then the main job is `fedsplit inspect`."""
+"""Runnable simulations: the centralized strategy comparison now, the federated run with issue 4."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from fedsplit.models.interactive import InteractiveBlock
-from fedsplit.models.layout import scale_channels, stage_sizes, stride_plan
+from fedsplit.models.layout import init_weights, scale_channels, stage_sizes, stride_plan
 
 BLOCKS: dict[int, tuple[int, int, int, int]] = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3)}
 BASE_CHANNELS: tuple[int, int, int, int] = (64, 128, 256, 512)
@@ -98,19 +98,7 @@ class IResNet(nn.Module):
             nn.Linear(last * self.stage_sizes[-1] ** 2, embedding),
             nn.BatchNorm1d(embedding, eps=BN_EPS),
         )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """Kaiming init for convs, a small normal for the embedding layer, identity BN."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.01)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def forward(self, x: Tensor, masks: list[Tensor] | list[tuple[Tensor, Tensor]] | None = None) -> Tensor:
         """Return the (B, embedding) embedding; `masks[i]` goes to stage i's interactive block."""

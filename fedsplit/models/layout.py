@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from torch import nn
+
 # DCT planes are 14*up for up in {1,2,4,8}; every network here ends on a 7x7 map.
 SUPPORTED_INPUT_SIZES: tuple[int, ...] = (14, 28, 56, 112)
 FINAL_SIZE = 7
@@ -35,3 +37,17 @@ def stage_sizes(input_size: int) -> tuple[int, int, int, int]:
         side //= stride
         sizes.append(side)
     return tuple(sizes)  # type: ignore[return-value]
+
+
+def init_weights(model: nn.Module) -> None:
+    """Kaiming init for convs, a small normal for linear layers (zero bias), identity BatchNorm."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from fedsplit.models.layout import scale_channels, stride_plan
+from fedsplit.models.layout import init_weights, scale_channels, stride_plan
 
 
 def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
@@ -72,18 +72,7 @@ class MobileFaceNet(nn.Module):
             nn.BatchNorm1d(embedding),
         )
         self.map_channels: tuple[int, int, int, int] = (c64, c64, c128, c128)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """Kaiming init for convs, a small normal for the embedding layer, identity BN."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.01)
-            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def forward_maps(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """Return the embedding and the four intermediate maps (sizes equal IResNet.stage_sizes)."""
