@@ -72,9 +72,9 @@ def tar_at_far(dist: np.ndarray, same: np.ndarray, far: float = 1e-3) -> tuple[f
     neg = np.sort(dist[~same])
     pos = dist[same]
     if len(neg) < MIN_NEGATIVES_FOR_TAR:
-        return None, f"unavailable: {len(neg)} negative pairs, at least {MIN_NEGATIVES_FOR_TAR} needed for FAR={far:g}"
+        return None, f"{len(neg)} negative pairs, at least {MIN_NEGATIVES_FOR_TAR} needed for FAR={far:g}"
     if len(pos) == 0:
-        return None, "unavailable: no positive pairs"
+        return None, "no positive pairs"
     allowed = int(np.floor(far * len(neg)))  # false accepts allowed
     # Accept distance < thr: admitting `allowed` negatives means thr = neg[allowed] (exclusive).
     thr = neg[allowed] if allowed < len(neg) else np.inf

@@ -54,7 +54,7 @@ def test_tar_is_unavailable_without_enough_negatives():
     dist = np.r_[np.zeros(10), np.ones(MIN_NEGATIVES_FOR_TAR - 1)]
     same = np.r_[np.ones(10, bool), np.zeros(MIN_NEGATIVES_FOR_TAR - 1, bool)]
     v = evaluate_pairs(dist, same)
-    assert v.tar_at_far is None and "unavailable" in v.tar_note
+    assert v.tar_at_far is None and "needed" in v.tar_note
 
 
 def test_tar_at_far_known_answer():
