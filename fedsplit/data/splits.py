@@ -94,3 +94,37 @@ def build_splits(cfg: Config, progress: bool = False) -> FaceSplits:
     return FaceSplits(images=images, landmarks=landmarks.astype(np.float32), labels=labels, train=train,
                       train_classes=classes, num_classes=n, pairs=pairs, same=np.asarray(same, bool), fold=fold,
                       description=desc)
+
+
+@dataclass
+class ClientShard:
+    """What one simulated client holds: its training faces (with private local class ids) and held-out faces."""
+
+    client: int
+    train: np.ndarray  # indices into FaceSplits arrays
+    local_classes: np.ndarray  # (len(train),) int64 in [0, num_local_classes)
+    num_local_classes: int
+    eval_faces: np.ndarray  # indices of held-out faces this client holds
+
+
+def client_shards(splits: FaceSplits, clients: int, scheme: str, alpha: float, seed: int) -> list[ClientShard]:
+    """Share training identities out by the partition scheme; deal held-out identities round-robin.
+
+    Every identity, training or held out, lives on exactly one client. Local class ids are private to
+    the client (0..k-1 over its own identities).
+    """
+    from fedsplit.data.partition import partition
+
+    parts = partition(splits.labels[splits.train], clients, scheme=scheme, alpha=alpha, seed=seed)
+    eval_faces = splits.eval_faces
+    held = np.unique(splits.labels[eval_faces])
+    owner = dict(zip(np.random.default_rng(seed + 1).permutation(held).tolist(),
+                     (np.arange(len(held)) % clients).tolist()))
+    shards = []
+    for c, part in enumerate(parts):
+        train = splits.train[part]
+        local, n = _classes(splits.labels[train])
+        mine = np.array([owner[int(lab)] == c for lab in splits.labels[eval_faces]], bool)
+        shards.append(ClientShard(client=c, train=train, local_classes=local, num_local_classes=n,
+                                  eval_faces=eval_faces[mine]))
+    return shards

@@ -1,0 +1,400 @@
+"""`fedsplit run`: DuetFace split learning with Flower apps on the Ray simulation engine.
+
+Where data goes. Each client (a Flower ClientApp, run in whichever Ray actor is free) finds its
+private faces by its `partition-id`: they are built from the config and cached per actor process,
+never put in a message. Messages, all counted by `CountingGrid`:
+  1. `query.info` (setup): the client's partition id and class count (labels are client-namespaced).
+  2. `train` (warm-up, FedAvg): client-model weights down, trained weights up; the head stays local.
+  3. `query.install`: the frozen client model, once, to every client.
+  4. `query.eval`: payloads of the client's held-out faces (and their mirror images), once; the
+     server keeps them and evaluates on them after any round.
+  5. `query.payload` (split rounds): batches of payloads and local labels up; nothing else goes down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import FedAvg
+
+from fedsplit.config import Config
+from fedsplit.data.splits import ClientShard, FaceSplits, build_splits, client_shards
+from fedsplit.data.types import FACE_SIZE
+from fedsplit.protection import ClientNet, Strategy, make_strategy
+from fedsplit.traffic import Ledger
+from fedsplit.training import ClientWarmup, ServerTrainer, flip_faces, freeze, model_costs, to_tensors
+from fedsplit.verification import verify
+from strategies.split_training import PAYLOAD, SplitTraining
+
+RAW_IMAGE_BYTES = FACE_SIZE * FACE_SIZE * 3
+INFO, INSTALL, EVAL = "query.info", "query.install", "query.eval"
+
+# Per actor process: the run's faces and client shards, built once from the config.
+_DATA: dict[str, tuple[FaceSplits, list[ClientShard]]] = {}
+
+
+def _client_data(cfg: Config) -> tuple[FaceSplits, list[ClientShard]]:
+    """The faces and shards of this config, cached in this process."""
+    key = json.dumps(cfg.to_dict(), sort_keys=True)
+    if key not in _DATA:
+        splits = build_splits(cfg)
+        p = cfg.partition
+        _DATA[key] = (splits, client_shards(splits, p.clients, p.scheme, p.alpha, cfg.seed))
+    return _DATA[key]
+
+
+def _arrays(tensors: dict[str, torch.Tensor]) -> ArrayRecord:
+    return ArrayRecord({k: Array(v.detach().cpu().contiguous()) for k, v in tensors.items()})
+
+
+def _state_of(rec: ArrayRecord) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.array(rec[k].numpy())) for k in rec.keys()}
+
+
+def make_client_app(cfg: Config) -> ClientApp:
+    """The ClientApp of a run: every handler finds its data by partition-id."""
+    app = ClientApp()
+
+    def setup(context: Context) -> tuple[Strategy, FaceSplits, ClientShard, int]:
+        torch.set_num_threads(max(1, int(cfg.simulation.client_cpus)))
+        splits, shards = _client_data(cfg)
+        pid = int(context.node_config["partition-id"])
+        return make_strategy(cfg.protection, cfg.model), splits, shards[pid], pid
+
+    def faces(splits: FaceSplits, idx: np.ndarray, rng: np.random.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        images, landmarks = splits.images[idx], splits.landmarks[idx]
+        if rng is not None:  # random pixel-space flips, as in centralized training
+            flip = rng.random(len(idx)) < 0.5
+            if flip.any():
+                images, landmarks = images.copy(), landmarks.copy()
+                images[flip], landmarks[flip] = flip_faces(images[flip], landmarks[flip])
+        return to_tensors(images, landmarks)
+
+    @app.query("info")
+    def info(msg: Message, context: Context) -> Message:
+        _, _, shard, pid = setup(context)
+        return Message(RecordDict({"info": MetricRecord({"partition-id": pid, "classes": shard.num_local_classes,
+                                                         "train-faces": len(shard.train),
+                                                         "eval-faces": len(shard.eval_faces)})}), reply_to=msg)
+
+    @app.train()
+    def warmup(msg: Message, context: Context) -> Message:
+        strategy, splits, shard, pid = setup(context)
+        conf = msg.content["config"]
+        client = ClientNet(cfg.protection, cfg.model)
+        client.load_state_dict(_state_of(msg.content["arrays"]))
+        total = cfg.train.warmup_rounds * cfg.train.warmup_local_steps
+        warm = ClientWarmup(strategy, client, shard.num_local_classes, cfg, total)
+        if "head" in context.state:  # the private head persists on the client between rounds
+            warm.head.load_state_dict(_state_of(context.state["head"]))
+        rnd = int(conf["server-round"])
+        warm.steps = (rnd - 1) * cfg.train.warmup_local_steps
+        rng = np.random.default_rng([cfg.seed, rnd, pid, 1])
+        losses = []
+        for _ in range(cfg.train.warmup_local_steps):
+            pick = rng.choice(len(shard.train), size=min(cfg.train.batch_size, len(shard.train)), replace=False)
+            x, _ = faces(splits, shard.train[pick], rng)
+            losses.append(warm.step(x, torch.from_numpy(shard.local_classes[pick])))
+        context.state["head"] = _arrays(warm.head.state_dict())
+        metrics = MetricRecord({"num-examples": len(shard.train), "loss": float(np.mean(losses))})
+        return Message(RecordDict({"arrays": _arrays(client.state_dict()), "metrics": metrics}), reply_to=msg)
+
+    @app.query("install")
+    def install(msg: Message, context: Context) -> Message:
+        context.state["client_model"] = msg.content["arrays"]
+        return Message(RecordDict({"ack": MetricRecord({"ok": 1})}), reply_to=msg)
+
+    def frozen_client(strategy: Strategy, context: Context) -> ClientNet | None:
+        if not strategy.uses_client_model:
+            return None
+        if "client_model" not in context.state:
+            raise RuntimeError("payload requested before the frozen client model was installed")
+        client = ClientNet(cfg.protection, cfg.model)
+        client.load_state_dict(_state_of(context.state["client_model"]))
+        return freeze(client)
+
+    @app.query("payload")
+    def payload(msg: Message, context: Context) -> Message:
+        strategy, splits, shard, pid = setup(context)
+        conf = msg.content["config"]
+        batches, size = int(conf["batches"]), int(conf["batch-size"])
+        rng = np.random.default_rng([cfg.seed, int(conf["server-round"]), pid, 2])
+        client = frozen_client(strategy, context)
+        parts: dict[str, list[torch.Tensor]] = {}
+        labels = []
+        for _ in range(batches):
+            pick = rng.choice(len(shard.train), size=min(size, len(shard.train)), replace=False)
+            x, lm = faces(splits, shard.train[pick], rng)
+            for k, t in strategy.encode(x, lm, client).items():
+                parts.setdefault(k, []).append(t)
+            labels.append(torch.from_numpy(shard.local_classes[pick]))
+        record = _arrays({**{k: torch.cat(v) for k, v in parts.items()}, "labels": torch.cat(labels)})
+        return Message(RecordDict({"payload": record, "metrics": MetricRecord({"num-examples": batches * size})}),
+                       reply_to=msg)
+
+    @app.query("eval")
+    def evaluate(msg: Message, context: Context) -> Message:
+        strategy, splits, shard, _ = setup(context)
+        client = frozen_client(strategy, context)
+        out = RecordDict({"index": ArrayRecord({"face": Array(shard.eval_faces.astype(np.int64))})})
+        views = {"eval": (splits.images[shard.eval_faces], splits.landmarks[shard.eval_faces])}
+        if cfg.train.flip_tta:
+            views["eval_flipped"] = flip_faces(*views["eval"])
+        for name, (images, landmarks) in views.items():
+            parts: dict[str, list[torch.Tensor]] = {}
+            for i in range(0, len(images), 64):
+                x, lm = to_tensors(images[i : i + 64], landmarks[i : i + 64])
+                for k, t in strategy.encode(x, lm, client).items():
+                    parts.setdefault(k, []).append(t)
+            out[name] = _arrays({k: torch.cat(v) for k, v in parts.items()})
+        return Message(out, reply_to=msg)
+
+    return app
+
+
+class CountingGrid:
+    """A Grid that counts every message it sends and receives in a Ledger (then delegates)."""
+
+    def __init__(self, grid: Grid, ledger: Ledger, part_of: dict[str, str], keep: bool = False) -> None:
+        """keep=True also keeps every message (for tests that inspect what the server received)."""
+        self.grid = grid
+        self.ledger = ledger
+        self.part_of = part_of
+        self.node_client: dict[int, int] = {}
+        self.phase = "setup"
+        self.round = 0
+        self.kept: list[tuple[str, Message]] | None = [] if keep else None
+
+    def get_node_ids(self) -> list[int]:
+        """The nodes of the simulation."""
+        return list(self.grid.get_node_ids())
+
+    def _round(self, msg: Message) -> int:
+        if msg.has_content() and "config" in msg.content and "server-round" in msg.content["config"]:
+            return int(msg.content["config"]["server-round"])
+        return self.round
+
+    def send_and_receive(self, messages, *, timeout: float | None = None):  # noqa: ANN001, ANN201 - Grid's API
+        """Count the messages going out and the replies coming back."""
+        messages = list(messages)
+        sent_round = {}
+        for m in messages:
+            sent_round[m.metadata.dst_node_id] = self._round(m)
+        replies = list(self.grid.send_and_receive(messages, timeout=timeout))
+        # Sized after sending: the grid fills in message ids and timestamps, which travel too. Arrays not
+        # named in part_of are client-model weights (FedAvg's state dicts).
+        for m in messages:
+            self.ledger.add(m, round=sent_round[m.metadata.dst_node_id], phase=self.phase, node=m.metadata.dst_node_id,
+                            direction="downlink", part_of=self.part_of, default_part="client_model")
+        for r in replies:
+            node = r.metadata.src_node_id
+            self.ledger.add(r, round=sent_round.get(node, self.round), phase=self.phase, node=node,
+                            direction="uplink", part_of=self.part_of, default_part="client_model")
+        if self.kept is not None:
+            self.kept += [("downlink", m) for m in messages] + [("uplink", r) for r in replies]
+        self.ledger.name_clients(self.node_client)
+        return replies
+
+
+def _wait_for_nodes(grid: Grid, n: int, timeout: float) -> list[int]:
+    start = time.time()
+    while len(ids := sorted(grid.get_node_ids())) < n:
+        if time.time() - start > timeout:
+            raise TimeoutError(f"only {len(ids)} of {n} simulated clients registered within {timeout:.0f} s")
+        time.sleep(0.1)
+    return ids
+
+
+def _check_replies(replies: list[Message], expected: int, what: str) -> list[Message]:
+    bad = [r for r in replies if r.has_error()]
+    if bad or len(replies) < expected:
+        reason = bad[0].error.reason.strip().splitlines()[-1][:400] if bad and bad[0].error.reason else "timeout"
+        raise RuntimeError(f"{what}: {len(replies) - len(bad)} of {expected} clients answered ({reason})")
+    return replies
+
+
+def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None] = print) -> ServerApp:
+    """The ServerApp of a run; it fills `out` with the trained state, history and byte ledger."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        t = cfg.train
+        timeout = cfg.simulation.round_timeout
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)  # FedAvg samples clients with the random module
+        strategy = make_strategy(cfg.protection, cfg.model)
+        part_of = {k: f.part for k, f in strategy.spec().items()}
+        part_of.update(labels="labels", face="eval_index")
+        ledger = Ledger()
+        counting = CountingGrid(grid, ledger, part_of, keep=bool(out.get("keep_messages")))
+        out["ledger"], out["grid"] = ledger, counting
+        nodes = _wait_for_nodes(grid, cfg.partition.clients, timeout)
+
+        # Setup: who is who, and how many private classes each client has.
+        replies = _check_replies(list(counting.send_and_receive(
+            [Message(RecordDict({}), dst_node_id=n, message_type=INFO) for n in nodes], timeout=timeout)),
+            len(nodes), "client info")
+        info = {r.metadata.src_node_id: r.content["info"] for r in replies}
+        counting.node_client = {n: int(i["partition-id"]) for n, i in info.items()}
+        ledger.name_clients(counting.node_client)
+        classes = {int(i["partition-id"]): int(i["classes"]) for i in info.values()}
+        offset, total = {}, 0
+        for pid in sorted(classes):
+            offset[pid], total = total, total + classes[pid]
+        log(f"[{cfg.name}] {len(nodes)} clients, {total} training identities (client-namespaced labels)")
+
+        # 1. Client-model warm-up with FedAvg, then frozen and installed on every client.
+        client = None
+        history: list[dict] = []
+        if strategy.uses_client_model:
+            client = ClientNet(cfg.protection, cfg.model)
+            if t.warmup_rounds > 0:
+                counting.phase = "warmup"
+                fraction = t.clients_per_round / cfg.partition.clients
+                fedavg = FedAvg(fraction_train=fraction, fraction_evaluate=0.0, min_train_nodes=t.clients_per_round,
+                                min_available_nodes=cfg.partition.clients)
+                r0 = time.time()
+                result = fedavg.start(grid=counting, initial_arrays=_arrays(client.state_dict()),
+                                      num_rounds=t.warmup_rounds, timeout=timeout,
+                                      train_config=ConfigRecord({"lr": t.warmup_lr}))
+                client.load_state_dict(_state_of(result.arrays))
+                for rnd, metrics in sorted(result.train_metrics_clientapp.items()):
+                    history.append({"round": rnd, "phase": "warmup", "loss": float(metrics.get("loss", float("nan"))),
+                                    "accuracy": None, "uplink": ledger.total("uplink", rnd, "warmup"),
+                                    "downlink": ledger.total("downlink", rnd, "warmup"), "seconds": None})
+                log(f"[{cfg.name}] warm-up: {t.warmup_rounds} FedAvg rounds in {time.time() - r0:.1f} s, client loss "
+                    f"{history[-1]['loss']:.3f}")
+            freeze(client)
+            counting.phase = "setup"
+            arrays = _arrays(client.state_dict())
+            _check_replies(list(counting.send_and_receive(
+                [Message(RecordDict({"arrays": arrays}), dst_node_id=n, message_type=INSTALL) for n in nodes],
+                timeout=timeout)), len(nodes), "installing the frozen client model")
+
+        # Held-out faces reach the server only as payloads: fetched once, evaluated after rounds.
+        counting.phase = "eval"
+        replies = _check_replies(list(counting.send_and_receive(
+            [Message(RecordDict({}), dst_node_id=n, message_type=EVAL) for n in nodes], timeout=timeout)),
+            len(nodes), "held-out payloads")
+        keys = list(strategy.spec())
+        index = np.concatenate([r.content["index"]["face"].numpy() for r in replies])
+        views = {name: {k: torch.cat([torch.from_numpy(r.content[name][k].numpy()) for r in replies]) for k in keys}
+                 for name in (("eval", "eval_flipped") if t.flip_tta else ("eval",))}
+        splits_pairs = out["pairs"]  # (pairs as global face indices, same, fold), given by the runner
+        trainer = ServerTrainer(strategy, cfg, total, client.map_channels if client is not None else ())
+        out["trainer"], out["client"] = trainer, client
+
+        def evaluate(rnd: int, _: ArrayRecord) -> MetricRecord | None:
+            if rnd == 0 or not (rnd % t.eval_every == 0 or rnd == t.rounds):
+                return None
+            emb = None
+            for payload in views.values():
+                parts = [trainer.embed({k: v[i : i + 128] for k, v in payload.items()}) for i in range(0, len(index), 128)]
+                e = torch.nn.functional.normalize(torch.cat(parts), dim=1)
+                emb = e if emb is None else emb + e
+            pairs, same, fold = splits_pairs
+            where = {int(f): i for i, f in enumerate(index.tolist())}
+            a = np.array([where[int(i)] for i in pairs[:, 0]])
+            b = np.array([where[int(i)] for i in pairs[:, 1]])
+            v = verify(emb.numpy()[a], emb.numpy()[b], same, fold)
+            out["verification"] = v
+            return MetricRecord({"accuracy": v.accuracy, "accuracy_std": v.accuracy_std})
+
+        # 2. Split training.
+        counting.phase = "split"
+        split = SplitTraining(trainer, counting.node_client, offset, t.clients_per_round, t.batches_per_client,
+                              t.batch_size, cfg.seed, log=lambda s: log(f"[{cfg.name}] {s}"))
+        out["split"] = split
+        round_start = [time.time()]
+
+        def evaluate_and_log(rnd: int, arrays: ArrayRecord) -> MetricRecord | None:
+            if rnd == 0:
+                return None
+            counting.round = rnd
+            metrics = evaluate(rnd, arrays)
+            h = split.history[-1]
+            acc = None if metrics is None else float(metrics["accuracy"])
+            record = {"round": rnd, "phase": "split", "loss": h["loss"], "accuracy": acc,
+                      "uplink": ledger.total("uplink", rnd, "split"), "downlink": ledger.total("downlink", rnd, "split"),
+                      "failed": h["failed"], "seconds": round(time.time() - round_start[0], 3)}
+            history.append(record)
+            log(f"[{cfg.name}] round {rnd}/{t.rounds}  loss {h['loss']:.3f}  accuracy "
+                f"{'-' if acc is None else f'{100 * acc:.2f}%'}  up {record['uplink'] / 1e6:.1f} MB  "
+                f"({record['seconds']:.1f} s)")
+            round_start[0] = time.time()
+            return metrics
+
+        split.start(grid=counting, initial_arrays=ArrayRecord(), num_rounds=t.rounds, timeout=timeout,
+                    evaluate_fn=evaluate_and_log)
+        out["history"] = history
+
+    return app
+
+
+def _quiet_flower() -> None:
+    """Drop Flower's per-round INFO chatter and its run_simulation deprecation notice; keep warnings."""
+    logger = logging.getLogger("flwr")
+    logger.addFilter(lambda r: "DEPRECATED FEATURE" not in str(r.msg))
+    logger.setLevel(logging.WARNING)
+
+
+def run_federated(cfg: Config, log: Callable[[str], None] = print, keep_messages: bool = False) -> dict:
+    """Run the federated simulation of cfg on Ray; write runs/<name>/ outputs; return the results.
+
+    keep_messages=True adds the list of every (direction, Message) under the key "messages".
+    """
+    from flwr.simulation import run_simulation
+
+    start = time.time()
+    run_dir = cfg.run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    splits = build_splits(cfg)  # the driver needs only the evaluation pairs (as face indices)
+    out: dict[str, Any] = {"pairs": (splits.pairs, splits.same, splits.fold), "keep_messages": keep_messages}
+    log(f"[{cfg.name}] federated {cfg.protection.strategy}: {cfg.partition.clients} clients on Ray; data "
+        f"{splits.description}")
+    _quiet_flower()
+    # Ray warns that it will stop overriding accelerator variables for CPU-only actors; we rely on neither.
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    s = cfg.simulation
+    backend = {"client_resources": {"num_cpus": s.client_cpus, "num_gpus": s.client_gpus},
+               "init_args": {"address": s.ray_address} if s.ray_address else {"include_dashboard": False}}
+    run_simulation(server_app=make_server_app(cfg, out, log), client_app=make_client_app(cfg),
+                   num_supernodes=cfg.partition.clients, backend_name="ray", backend_config=backend)
+    if "history" not in out:
+        raise RuntimeError("the federated run stopped before split training finished (see the log above)")
+    strategy = make_strategy(cfg.protection, cfg.model)
+    params, macs = model_costs(strategy, out["client"], out["trainer"])
+    v = out["verification"]
+    ledger: Ledger = out["ledger"]
+    results = {
+        "mode": "federated", "strategy": strategy.name,
+        "accuracy": v.accuracy, "accuracy_std": v.accuracy_std, "tar_at_far": v.tar_at_far, "far": v.far,
+        "tar_note": v.tar_note, "verification": v.to_dict(),
+        "bytes": ledger.summary(),
+        "payload_bytes_per_image": strategy.payload_bytes_per_sample(),
+        "raw_image_bytes": RAW_IMAGE_BYTES,
+        "server_steps": out["trainer"].steps, "failed_replies": out["split"].failures,
+        "params": params, "macs": macs, "rounds": out["history"],
+        "wall_seconds": round(time.time() - start, 2), "config": cfg.to_dict(),
+    }
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    with open(run_dir / "metrics.jsonl", "w") as f:
+        for row in out["history"]:
+            f.write(json.dumps(row) + "\n")
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (run_dir / "ledger.json").write_text(json.dumps(ledger.rows))
+    if keep_messages:
+        return {**results, "messages": out["grid"].kept}
+    return results

@@ -1,0 +1,84 @@
+"""The federated run: what leaves a client, and that the reported bytes are the bytes of the messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from flwr.app import ArrayRecord
+
+from fedsplit.config import load_config
+from fedsplit.data.splits import build_splits
+from fedsplit.federated import run_federated
+from fedsplit.frequency import dct_split
+from fedsplit.traffic import message_size
+from fedsplit.training import flip_faces, to_tensors
+
+SMALL = ["data.identities=16", "data.eval_identities=6", "data.images_per_identity=6", "data.eval_pairs=40",
+         "partition.clients=2", "train.clients_per_round=2", "train.rounds=2", "train.batches_per_client=2",
+         "train.batch_size=6", "train.warmup_rounds=1", "train.warmup_local_steps=2", "protection.upsample=1",
+         "model.server_width=0.125", "model.client_width=0.25", "simulation.round_timeout=120"]
+
+
+def _arrays(msg):
+    for name, record in msg.content.items():
+        if isinstance(record, ArrayRecord):
+            for key, array in record.items():
+                yield name, key, torch.from_numpy(np.array(array.numpy()))
+
+
+@pytest.fixture(scope="module", params=["hf_only", "duetface"])
+def run(request, tmp_path_factory):
+    cfg = load_config(None, [*SMALL, f"protection.strategy={request.param}", "name=t",
+                             f"output={tmp_path_factory.mktemp(request.param)}"])
+    return cfg, run_federated(cfg, log=lambda s: None, keep_messages=True)
+
+
+def test_no_pixels_and_no_client_channel_reach_the_server(run):
+    cfg, results = run
+    splits = build_splits(cfg)
+    images = np.concatenate([splits.images, flip_faces(splits.images, splits.landmarks)[0]])
+    x, _ = to_tensors(images, np.zeros((len(images), 68, 2), np.float32))
+    client_planes = dct_split(x, tuple(cfg.protection.client_channels), cfg.protection.upsample)[0]
+    forbidden = client_planes.flatten(0, 1).flatten(1)  # every client plane of every face, and its mirror
+    pixels = x.flatten(0, 1).flatten(1)
+    received = [m for d, m in results["messages"] if d == "uplink"]
+    assert received, "no message was recorded"
+    payload_keys = set()
+    for msg in received:
+        for name, key, t in _arrays(msg):
+            if name in ("payload", "eval", "eval_flipped"):
+                payload_keys.add(key)
+            assert t.dtype != torch.uint8, f"{name}/{key} is bytes, as an image would be"
+            if t.ndim >= 2 and t.is_floating_point():
+                planes = t.reshape(-1, t.shape[-2] * t.shape[-1]).float()
+                for bad, what in ((forbidden, "a client-only channel"), (pixels, "raw pixels")):
+                    if planes.shape[1] == bad.shape[1]:
+                        nearest = torch.cdist(planes, bad).min()
+                        assert nearest > 1e-2, f"{name}/{key} carries {what}"
+    expected = {"server_channels", "labels"} | ({f"mask_{i}" for i in range(4)} if cfg.protection.strategy == "duetface" else set())
+    assert payload_keys == expected
+
+
+def test_reported_bytes_are_the_recorded_messages(run):
+    _, results = run
+    messages = results["messages"]
+    up = sum(message_size(m) for d, m in messages if d == "uplink")
+    down = sum(message_size(m) for d, m in messages if d == "downlink")
+    b = results["bytes"]
+    assert (b["uplink_total"], b["downlink_total"]) == (up, down)
+    assert sum(c["uplink"] for c in b["per_client"].values()) == up
+    assert sum(b["by_part"]["uplink"].values()) == up and sum(b["by_part"]["downlink"].values()) == down
+    # split rounds are upload-only apart from the small requests
+    split_down = [r["downlink"] for r in results["rounds"] if r["phase"] == "split"]
+    split_up = [r["uplink"] for r in results["rounds"] if r["phase"] == "split"]
+    assert all(d < 1000 for d in split_down) and all(u > 100 * d for u, d in zip(split_up, split_down))
+
+
+def test_results_contract(run):
+    _, results = run
+    for key in ("accuracy", "accuracy_std", "tar_at_far", "bytes", "payload_bytes_per_image", "raw_image_bytes",
+                "wall_seconds", "config"):
+        assert key in results
+    assert {"uplink_total", "downlink_total", "per_client", "by_part"} <= set(results["bytes"])
+    assert results["server_steps"] == 2 * 2 * 2
