@@ -1,4 +1,1 @@
-"""Flower strategies that orchestrate split training on the server (issue 4: federated simulation).
-
-Empty until the federated simulation lands; the layout is fixed now so imports never move.
-"""
+"""Flower strategies that orchestrate the server side of a federated run (`split_training.SplitTraining`)."""
