@@ -29,30 +29,39 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from fedsplit.central import train_central
+def _load(args: argparse.Namespace):  # noqa: ANN202 - returns fedsplit.config.Config (imported lazily)
+    """The config named on the command line with its --set overrides; a bad one stops before any work."""
     from fedsplit.config import ConfigError, load_config
 
     try:
-        cfg = load_config(args.config, args.set)
+        return load_config(args.config, args.set)
     except ConfigError as err:
-        raise SystemExit(f"fedsplit train: {err}") from None
+        raise SystemExit(f"fedsplit {args.command}: {err}") from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    from fedsplit.central import train_central
+
+    cfg = _load(args)
     train_central(cfg, fresh=args.fresh)
     print(f"wrote {cfg.run_dir() / 'results.json'} and {cfg.run_dir() / 'report.md'}")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
-    from fedsplit.config import ConfigError, load_config
     from fedsplit.federated import run_federated
 
-    try:
-        cfg = load_config(args.config, args.set)
-    except ConfigError as err:
-        raise SystemExit(f"fedsplit run: {err}") from None
+    cfg = _load(args)
     run_federated(cfg)
     print(f"wrote {cfg.run_dir()}/")
     return 0
+
+
+def _config_arguments(parser: argparse.ArgumentParser, example: str) -> None:
+    """The positional CONFIG and the repeatable --set of the commands that take a run config."""
+    parser.add_argument("config", nargs="?", default=None, help="YAML config (default: built-in defaults)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config key, e.g. --set {example} (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,9 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "identities, and write runs/<name>/results.json and report.md. Resumes from runs/<name>/checkpoint.pt "
         "when it was written by the same config. Keys: configs/README.md.",
     )
-    train.add_argument("config", nargs="?", default=None, help="YAML config (default: built-in defaults)")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config key, e.g. --set protection.strategy=rgb (repeatable)")
+    _config_arguments(train, "protection.strategy=rgb")
     train.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint and start over")
     train.set_defaults(run=_train)
 
@@ -100,9 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "server trains its backbone; evaluation on held-out identities from their payloads. Writes "
         "runs/<name>/ (config.json, metrics.jsonl, results.json). Keys: configs/README.md.",
     )
-    run.add_argument("config", nargs="?", default=None, help="YAML config (default: built-in defaults)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config key, e.g. --set partition.clients=16 (repeatable)")
+    _config_arguments(run, "partition.clients=16")
     run.set_defaults(run=_run)
     return parser
 

@@ -292,7 +292,10 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
         index = np.concatenate([r.content["index"]["face"].numpy() for r in replies])
         views = {name: {k: torch.cat([torch.from_numpy(r.content[name][k].numpy()) for r in replies]) for k in keys}
                  for name in (("eval", "eval_flipped") if t.flip_tta else ("eval",))}
-        splits_pairs = out["pairs"]  # (pairs as global face indices, same, fold), given by the runner
+        pairs, same, fold = out["pairs"]  # pairs of global face indices, given by the runner
+        # Which received payload row holds each pair's faces (fixed: the payloads are fetched once).
+        row_of = {int(f): i for i, f in enumerate(index.tolist())}
+        pair_rows = np.vectorize(row_of.__getitem__)(pairs)
         trainer = ServerTrainer(strategy, cfg, total, client.map_channels if client is not None else ())
         out["trainer"], out["client"] = trainer, client
 
@@ -304,11 +307,7 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
                 parts = [trainer.embed({k: v[i : i + 128] for k, v in payload.items()}) for i in range(0, len(index), 128)]
                 e = torch.nn.functional.normalize(torch.cat(parts), dim=1)
                 emb = e if emb is None else emb + e
-            pairs, same, fold = splits_pairs
-            where = {int(f): i for i, f in enumerate(index.tolist())}
-            a = np.array([where[int(i)] for i in pairs[:, 0]])
-            b = np.array([where[int(i)] for i in pairs[:, 1]])
-            v = verify(emb.numpy()[a], emb.numpy()[b], same, fold)
+            v = verify(emb.numpy()[pair_rows[:, 0]], emb.numpy()[pair_rows[:, 1]], same, fold)
             out["verification"] = v
             return MetricRecord({"accuracy": v.accuracy, "accuracy_std": v.accuracy_std})
 
