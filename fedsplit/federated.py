@@ -95,6 +95,8 @@ def make_client_app(cfg: Config) -> ClientApp:
         client = ClientNet(cfg.protection, cfg.model)
         client.load_state_dict(_state_of(msg.content["arrays"]))
         total = cfg.train.warmup_rounds * cfg.train.warmup_local_steps
+        # Any actor may serve this client: seed the private head's first draw by client, not by actor.
+        torch.manual_seed(cfg.seed * 100_003 + pid)
         warm = ClientWarmup(strategy, client, shard.num_local_classes, cfg, total)
         if "head" in context.state:  # the private head persists on the client between rounds
             warm.head.load_state_dict(_state_of(context.state["head"]))
@@ -394,6 +396,41 @@ def run_federated(cfg: Config, log: Callable[[str], None] = print, keep_messages
             f.write(json.dumps(row) + "\n")
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     (run_dir / "ledger.json").write_text(json.dumps(ledger.rows))
+    report = format_report(results)
+    (run_dir / "report.md").write_text(report)
+    log(report)
     if keep_messages:
         return {**results, "messages": out["grid"].kept}
     return results
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def format_report(results: dict) -> str:
+    """The human summary of a federated run: accuracy, bytes by direction, part and client, per round."""
+    b, c = results["bytes"], results["config"]
+    tar = "unavailable" if results["tar_at_far"] is None else f"{100 * results['tar_at_far']:.2f}%"
+    lines = [
+        f"# {c['name']}: {results['strategy']}, federated ({c['partition']['clients']} clients)",
+        "",
+        "| metric | value |", "|---|---|",
+        f"| verification accuracy | {100 * results['accuracy']:.2f}% +- {100 * results['accuracy_std']:.2f} |",
+        f"| TAR @ FAR={results['far']:g} | {tar} ({results['tar_note']}) |",
+        f"| uplink / downlink | {_mb(b['uplink_total'])} / {_mb(b['downlink_total'])} in {b['messages']} messages |",
+        f"| payload per image | {results['payload_bytes_per_image']:,} bytes ({results['payload_bytes_per_image'] / results['raw_image_bytes']:.1f}x a raw face of {results['raw_image_bytes']:,}) |",
+        f"| server steps | {results['server_steps']} |",
+        f"| failed replies | {len(results['failed_replies'])} |",
+        f"| wall time | {results['wall_seconds']:.1f} s |",
+        "", "| direction | part | bytes |", "|---|---|---|",
+    ]
+    for direction, parts in b["by_part"].items():
+        lines += [f"| {direction} | {part} | {n:,} |" for part, n in parts.items()]
+    lines += ["", "| client | uplink | downlink |", "|---|---|---|"]
+    lines += [f"| {k} | {_mb(v['uplink'])} | {_mb(v['downlink'])} |" for k, v in b["per_client"].items()]
+    lines += ["", "| phase | round | loss | accuracy | uplink | downlink |", "|---|---|---|---|---|---|"]
+    for r in results["rounds"]:
+        acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}%"
+        lines.append(f"| {r['phase']} | {r['round']} | {r['loss']:.3f} | {acc} | {_mb(r['uplink'])} | {_mb(r['downlink'])} |")
+    return "\n".join(lines) + "\n"
