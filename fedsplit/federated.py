@@ -135,15 +135,18 @@ def make_client_app(cfg: Config) -> ClientApp:
         client = frozen_client(strategy, context)
         parts: dict[str, list[torch.Tensor]] = {}
         labels = []
+        compute = 0.0  # the split and the client model, for the share of round time spent elsewhere
         for _ in range(batches):
             pick = rng.choice(len(shard.train), size=min(size, len(shard.train)), replace=False)
             x, lm = faces(splits, shard.train[pick], rng)
+            t0 = time.perf_counter()
             for k, t in strategy.encode(x, lm, client).items():
                 parts.setdefault(k, []).append(t)
+            compute += time.perf_counter() - t0
             labels.append(torch.from_numpy(shard.local_classes[pick]))
         record = _arrays({**{k: torch.cat(v) for k, v in parts.items()}, "labels": torch.cat(labels)})
-        return Message(RecordDict({"payload": record, "metrics": MetricRecord({"num-examples": batches * size})}),
-                       reply_to=msg)
+        metrics = MetricRecord({"num-examples": batches * size, "compute-seconds": compute})
+        return Message(RecordDict({"payload": record, "metrics": metrics}), reply_to=msg)
 
     @app.query("eval")
     def evaluate(msg: Message, context: Context) -> Message:
@@ -329,7 +332,9 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
             acc = None if metrics is None else float(metrics["accuracy"])
             record = {"round": rnd, "phase": "split", "loss": h["loss"], "accuracy": acc,
                       "uplink": ledger.total("uplink", rnd, "split"), "downlink": ledger.total("downlink", rnd, "split"),
-                      "failed": h["failed"], "seconds": round(time.time() - round_start[0], 3)}
+                      "failed": h["failed"], "seconds": round(time.time() - round_start[0], 3),
+                      "server_compute_seconds": round(h["compute"], 3),
+                      "client_compute_seconds": round(h["client_compute"], 3)}
             history.append(record)
             log(f"[{cfg.name}] round {rnd}/{t.rounds}  loss {h['loss']:.3f}  accuracy "
                 f"{'-' if acc is None else f'{100 * acc:.2f}%'}  up {record['uplink'] / 1e6:.1f} MB  "

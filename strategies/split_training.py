@@ -8,6 +8,7 @@ client model is frozen, so this phase is upload-only. Failed or missing replies 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -77,6 +78,9 @@ class SplitTraining(Strategy):
         if missing > 0:
             self.failures.append({"round": server_round, "node": None, "error": f"{missing} replies timed out"})
         losses = []
+        start = time.perf_counter()
+        client_compute = sum(float(r.content["metrics"].get("compute-seconds", 0.0)) for r in good
+                             if "metrics" in r.content)
         for r in sorted(good, key=lambda m: self.node_client[m.metadata.src_node_id]):
             client = self.node_client[r.metadata.src_node_id]
             try:
@@ -88,7 +92,8 @@ class SplitTraining(Strategy):
                 self.failures.append({"round": server_round, "node": r.metadata.src_node_id,
                                       "error": f"client {client}: {err}"})
         loss = float(np.mean(losses)) if losses else float("nan")
-        self.history.append({"round": server_round, "loss": loss, "steps": len(losses), "failed": failed + max(missing, 0)})
+        self.history.append({"round": server_round, "loss": loss, "steps": len(losses), "failed": failed + max(missing, 0),
+                             "compute": time.perf_counter() - start, "client_compute": client_compute})
         return None, MetricRecord({"loss": loss if losses else 0.0, "steps": len(losses), "failed": failed})
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
