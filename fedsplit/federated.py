@@ -39,6 +39,8 @@ from strategies.split_training import PAYLOAD, SplitTraining
 
 RAW_IMAGE_BYTES = FACE_SIZE * FACE_SIZE * 3
 INFO, INSTALL, EVAL = "query.info", "query.install", "query.eval"
+# Every message type make_client_app handles (fedsplit.flower_apps routes these to it; a test keeps them in step).
+CLIENT_MESSAGE_TYPES = ("train", INFO, INSTALL, PAYLOAD, EVAL)
 
 # Per actor process: the run's faces and client shards, built once from the config.
 _DATA: dict[str, tuple[FaceSplits, list[ClientShard]]] = {}
@@ -68,6 +70,9 @@ def make_client_app(cfg: Config) -> ClientApp:
 
     def setup(context: Context) -> tuple[Strategy, FaceSplits, ClientShard, int]:
         torch.set_num_threads(max(1, int(cfg.simulation.client_cpus)))
+        found = int(context.node_config.get("num-partitions", cfg.partition.clients))
+        if found != cfg.partition.clients:
+            raise RuntimeError(_supernode_mismatch(found, cfg.partition.clients))
         splits, shards = _client_data(cfg)
         pid = int(context.node_config["partition-id"])
         return make_strategy(cfg.protection, cfg.model), splits, shards[pid], pid
@@ -212,11 +217,31 @@ class CountingGrid:
         return replies
 
 
+def _supernode_mismatch(found: int, n: int) -> str:
+    return (f"the federation has {found} supernodes but partition.clients is {n}: the server waits for exactly "
+            f"partition.clients supernodes, one per client partition, so set the federation's num-supernodes to {n} "
+            f"(or partition.clients to {found})")
+
+
+# Simulated supernodes are all registered in one quick loop: a count that stays this long is final.
+_NODES_SETTLED_S = 2.0
+
+
 def _wait_for_nodes(grid: Grid, n: int, timeout: float) -> list[int]:
+    """The ids of the n supernodes; raise naming both numbers when the federation has another size."""
     start = time.time()
-    while len(ids := sorted(grid.get_node_ids())) < n:
-        if time.time() - start > timeout:
-            raise TimeoutError(f"only {len(ids)} of {n} simulated clients registered within {timeout:.0f} s")
+    count, since = 0, start
+    while len(ids := sorted(grid.get_node_ids())) != n:
+        now = time.time()
+        if len(ids) > n:
+            raise RuntimeError(_supernode_mismatch(len(ids), n))
+        if len(ids) != count:
+            count, since = len(ids), now
+        elif count and now - since > _NODES_SETTLED_S:
+            raise RuntimeError(_supernode_mismatch(count, n))
+        if now - start > timeout:
+            raise TimeoutError(f"only {len(ids)} of {n} simulated clients registered within {timeout:.0f} s "
+                               f"(the federation's num-supernodes must equal partition.clients)")
         time.sleep(0.1)
     return ids
 
@@ -230,11 +255,20 @@ def _check_replies(replies: list[Message], expected: int, what: str) -> list[Mes
 
 
 def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None] = print) -> ServerApp:
-    """The ServerApp of a run; it fills `out` with the trained state, history and byte ledger."""
+    """The ServerApp of a run: it trains, writes runs/<name>/ and leaves the results in out["results"].
+
+    `out` also receives the trained state, history and byte ledger; out["start"] (default: when main
+    starts) is the start of the wall time, out["keep_messages"] keeps every message (see CountingGrid).
+    """
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
+        start = out.setdefault("start", time.time())
+        cfg.run_dir().mkdir(parents=True, exist_ok=True)
+        splits = build_splits(cfg)  # the server needs only the evaluation pairs (as face indices)
+        log(f"[{cfg.name}] federated {cfg.protection.strategy}: {cfg.partition.clients} clients on Ray; data "
+            f"{splits.description}")
         t = cfg.train
         timeout = cfg.simulation.round_timeout
         torch.manual_seed(cfg.seed)
@@ -297,7 +331,7 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
         index = np.concatenate([r.content["index"]["face"].numpy() for r in replies])
         views = {name: {k: torch.cat([torch.from_numpy(r.content[name][k].numpy()) for r in replies]) for k in keys}
                  for name in (("eval", "eval_flipped") if t.flip_tta else ("eval",))}
-        pairs, same, fold = out["pairs"]  # pairs of global face indices, given by the runner
+        pairs, same, fold = splits.pairs, splits.same, splits.fold  # pairs of global face indices
         # Which received payload row holds each pair's faces (fixed: the payloads are fetched once).
         row_of = {int(f): i for i, f in enumerate(index.tolist())}
         pair_rows = np.vectorize(row_of.__getitem__)(pairs)
@@ -345,6 +379,7 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
         split.start(grid=counting, initial_arrays=ArrayRecord(), num_rounds=t.rounds, timeout=timeout,
                     evaluate_fn=evaluate_and_log)
         out["history"] = history
+        out["results"] = _write_outputs(cfg, out, start, log)
 
     return app
 
@@ -357,19 +392,13 @@ def _quiet_flower() -> None:
 
 
 def run_federated(cfg: Config, log: Callable[[str], None] = print, keep_messages: bool = False) -> dict:
-    """Run the federated simulation of cfg on Ray; write runs/<name>/ outputs; return the results.
+    """Run the federated simulation of cfg on Ray (the server writes runs/<name>/); return the results.
 
     keep_messages=True adds the list of every (direction, Message) under the key "messages".
     """
     from flwr.simulation import run_simulation
 
-    start = time.time()
-    run_dir = cfg.run_dir()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    splits = build_splits(cfg)  # the driver needs only the evaluation pairs (as face indices)
-    out: dict[str, Any] = {"pairs": (splits.pairs, splits.same, splits.fold), "keep_messages": keep_messages}
-    log(f"[{cfg.name}] federated {cfg.protection.strategy}: {cfg.partition.clients} clients on Ray; data "
-        f"{splits.description}")
+    out: dict[str, Any] = {"start": time.time(), "keep_messages": keep_messages}
     _quiet_flower()
     # Ray warns that it will stop overriding accelerator variables for CPU-only actors; we rely on neither.
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
@@ -378,8 +407,17 @@ def run_federated(cfg: Config, log: Callable[[str], None] = print, keep_messages
                "init_args": {"address": s.ray_address} if s.ray_address else {"include_dashboard": False}}
     run_simulation(server_app=make_server_app(cfg, out, log), client_app=make_client_app(cfg),
                    num_supernodes=cfg.partition.clients, backend_name="ray", backend_config=backend)
-    if "history" not in out:
+    if "results" not in out:
         raise RuntimeError("the federated run stopped before split training finished (see the log above)")
+    if keep_messages:
+        return {**out["results"], "messages": out["grid"].kept}
+    return out["results"]
+
+
+def _write_outputs(cfg: Config, out: dict[str, Any], start: float, log: Callable[[str], None]) -> dict:
+    """Write runs/<name>/ (config.json, metrics.jsonl, results.json, ledger.json, report.md); return the results."""
+    run_dir = cfg.run_dir()
+    run_dir.mkdir(parents=True, exist_ok=True)
     strategy = make_strategy(cfg.protection, cfg.model)
     params, macs = model_costs(strategy, out["client"], out["trainer"])
     v = out["verification"]
@@ -404,8 +442,6 @@ def run_federated(cfg: Config, log: Callable[[str], None] = print, keep_messages
     report = format_report(results)
     (run_dir / "report.md").write_text(report)
     log(report)
-    if keep_messages:
-        return {**results, "messages": out["grid"].kept}
     return results
 
 
