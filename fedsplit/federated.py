@@ -27,10 +27,12 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricR
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from fedsplit.config import Config
 from fedsplit.data.splits import ClientShard, FaceSplits, build_splits, client_shards
 from fedsplit.data.types import FACE_SIZE
+from fedsplit.plots import plot_clients, plot_rounds
 from fedsplit.protection import ClientNet, Strategy, make_strategy
 from fedsplit.traffic import Ledger
 from fedsplit.training import ClientWarmup, ServerTrainer, flip_faces, freeze, model_costs, to_tensors
@@ -246,12 +248,37 @@ def _wait_for_nodes(grid: Grid, n: int, timeout: float) -> list[int]:
     return ids
 
 
-def _check_replies(replies: list[Message], expected: int, what: str) -> list[Message]:
-    bad = [r for r in replies if r.has_error()]
-    if bad or len(replies) < expected:
-        reason = bad[0].error.reason.strip().splitlines()[-1][:400] if bad and bad[0].error.reason else "timeout"
-        raise RuntimeError(f"{what}: {len(replies) - len(bad)} of {expected} clients answered ({reason})")
-    return replies
+class _Unanswered(RuntimeError):
+    """Some clients failed or did not answer a setup request."""
+
+
+def ask_all(grid: "CountingGrid", nodes: list[int], content: Callable[[], RecordDict], message_type: str,
+            timeout: float, what: str, attempts: int = 3) -> list[Message]:
+    """Send one request to every node and return one good reply from each.
+
+    Setup requests (info, install, held-out payloads) must reach every client, so nodes that fail or
+    time out are asked again, with backoff, up to `attempts` times in all; then the run stops with
+    an error naming the request and the last reason.
+    """
+    good: dict[int, Message] = {}
+
+    @retry(stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=1, max=10),
+           retry=retry_if_exception_type(_Unanswered), reraise=True)
+    def once() -> None:
+        pending = [n for n in nodes if n not in good]
+        replies = grid.send_and_receive([Message(content(), dst_node_id=n, message_type=message_type) for n in pending],
+                                        timeout=timeout)
+        reason = "timeout"
+        for r in replies:
+            if r.has_error():
+                reason = r.error.reason.strip().splitlines()[-1][:400] if r.error.reason else str(r.error.code)
+            else:
+                good[r.metadata.src_node_id] = r
+        if len(good) < len(nodes):
+            raise _Unanswered(f"{what}: {len(good)} of {len(nodes)} clients answered ({reason})")
+
+    once()
+    return [good[n] for n in nodes]
 
 
 def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None] = print) -> ServerApp:
@@ -282,9 +309,7 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
         nodes = _wait_for_nodes(grid, cfg.partition.clients, timeout)
 
         # Setup: who is who, and how many private classes each client has.
-        replies = _check_replies(list(counting.send_and_receive(
-            [Message(RecordDict({}), dst_node_id=n, message_type=INFO) for n in nodes], timeout=timeout)),
-            len(nodes), "client info")
+        replies = ask_all(counting, nodes, RecordDict, INFO, timeout, "client info")
         info = {r.metadata.src_node_id: r.content["info"] for r in replies}
         counting.node_client = {n: int(i["partition-id"]) for n, i in info.items()}
         ledger.name_clients(counting.node_client)
@@ -318,15 +343,12 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
             freeze(client)
             counting.phase = "setup"
             arrays = _arrays(client.state_dict())
-            _check_replies(list(counting.send_and_receive(
-                [Message(RecordDict({"arrays": arrays}), dst_node_id=n, message_type=INSTALL) for n in nodes],
-                timeout=timeout)), len(nodes), "installing the frozen client model")
+            ask_all(counting, nodes, lambda: RecordDict({"arrays": arrays}), INSTALL, timeout,
+                    "installing the frozen client model")
 
         # Held-out faces reach the server only as payloads: fetched once, evaluated after rounds.
         counting.phase = "eval"
-        replies = _check_replies(list(counting.send_and_receive(
-            [Message(RecordDict({}), dst_node_id=n, message_type=EVAL) for n in nodes], timeout=timeout)),
-            len(nodes), "held-out payloads")
+        replies = ask_all(counting, nodes, RecordDict, EVAL, timeout, "held-out payloads")
         keys = list(strategy.spec())
         index = np.concatenate([r.content["index"]["face"].numpy() for r in replies])
         views = {name: {k: torch.cat([torch.from_numpy(r.content[name][k].numpy()) for r in replies]) for k in keys}
@@ -415,7 +437,7 @@ def run_federated(cfg: Config, log: Callable[[str], None] = print, keep_messages
 
 
 def _write_outputs(cfg: Config, out: dict[str, Any], start: float, log: Callable[[str], None]) -> dict:
-    """Write runs/<name>/ (config.json, metrics.jsonl, results.json, ledger.json, report.md); return the results."""
+    """Write runs/<name>/ (config.json, metrics.jsonl, results.json, ledger.json, report.md, two PNG plots)."""
     run_dir = cfg.run_dir()
     run_dir.mkdir(parents=True, exist_ok=True)
     strategy = make_strategy(cfg.protection, cfg.model)
@@ -439,8 +461,11 @@ def _write_outputs(cfg: Config, out: dict[str, Any], start: float, log: Callable
             f.write(json.dumps(row) + "\n")
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     (run_dir / "ledger.json").write_text(json.dumps(ledger.rows))
+    plot_rounds(results, run_dir / "rounds.png")
+    plot_clients(results, run_dir / "clients.png")
     report = format_report(results)
-    (run_dir / "report.md").write_text(report)
+    (run_dir / "report.md").write_text(report + "\n![accuracy and bytes per round](rounds.png)\n\n"
+                                        "![bytes per client](clients.png)\n")
     log(report)
     return results
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from flwr.app import ArrayRecord
+from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 
 from fedsplit.config import load_config
 from fedsplit.data.splits import build_splits
@@ -82,3 +82,47 @@ def test_results_contract(run):
         assert key in results
     assert {"uplink_total", "downlink_total", "per_client", "by_part"} <= set(results["bytes"])
     assert results["server_steps"] == 2 * 2 * 2
+
+
+class _FlakyGrid:
+    """Answers each node with an error the first time, then properly; counts requests."""
+
+    def __init__(self, fail_first: set[int]):
+        self.fail_first, self.sent = set(fail_first), []
+
+    def send_and_receive(self, messages, timeout=None):
+        from flwr.app import Error
+
+        replies = []
+        for m in messages:
+            node = m.metadata.dst_node_id
+            self.sent.append(node)
+            if node in self.fail_first:
+                self.fail_first.discard(node)
+                replies.append(Message(Error(code=2, reason="actor died"), reply_to=m))
+            else:
+                replies.append(Message(RecordDict({"ok": MetricRecord({"node": node})}), reply_to=m))
+        return replies
+
+
+@pytest.fixture
+def message_identity():
+    from flwr.supercore.task_identity import TaskIdentity
+
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+
+
+def test_setup_requests_are_retried_then_named(message_identity, monkeypatch):
+    import fedsplit.federated as fed
+
+    grid = _FlakyGrid({2})
+    replies = fed.ask_all(grid, [1, 2, 3], RecordDict, "query.info", timeout=1, what="client info", attempts=2)
+    assert [int(r.content["ok"]["node"]) for r in replies] == [1, 2, 3]
+    assert grid.sent == [1, 2, 3, 2]  # only the failed node is asked again
+
+    class _Dead(_FlakyGrid):
+        def send_and_receive(self, messages, timeout=None):
+            return []
+
+    with pytest.raises(RuntimeError, match=r"client info: 0 of 2 clients answered \(timeout\)"):
+        fed.ask_all(_Dead(set()), [1, 2], RecordDict, "query.info", timeout=1, what="client info", attempts=2)
