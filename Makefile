@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test bench
 
 run: $(STAMP)
-	$(BIN)/fedsplit inspect --out runs/inspect
+	$(BIN)/fedsplit run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
