@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +25,6 @@ import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import FedAvg
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from fedsplit.config import Config
@@ -38,6 +36,7 @@ from fedsplit.traffic import Ledger
 from fedsplit.training import ClientWarmup, ServerTrainer, flip_faces, freeze, model_costs, to_tensors
 from fedsplit.verification import verify
 from strategies.split_training import PAYLOAD, SplitTraining
+from strategies.warmup import SeededFedAvg
 
 RAW_IMAGE_BYTES = FACE_SIZE * FACE_SIZE * 3
 INFO, INSTALL, EVAL = "query.info", "query.install", "query.eval"
@@ -299,7 +298,6 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
         t = cfg.train
         timeout = cfg.simulation.round_timeout
         torch.manual_seed(cfg.seed)
-        random.seed(cfg.seed)  # FedAvg samples clients with the random module
         strategy = make_strategy(cfg.protection, cfg.model)
         part_of = {k: f.part for k, f in strategy.spec().items()}
         part_of.update(labels="labels", face="eval_index")
@@ -326,9 +324,7 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
             client = ClientNet(cfg.protection, cfg.model)
             if t.warmup_rounds > 0:
                 counting.phase = "warmup"
-                fraction = t.clients_per_round / cfg.partition.clients
-                fedavg = FedAvg(fraction_train=fraction, fraction_evaluate=0.0, min_train_nodes=t.clients_per_round,
-                                min_available_nodes=cfg.partition.clients)
+                fedavg = SeededFedAvg(counting.node_client, t.clients_per_round, cfg.seed, fraction_evaluate=0.0)
                 r0 = time.time()
                 result = fedavg.start(grid=counting, initial_arrays=_arrays(client.state_dict()),
                                       num_rounds=t.warmup_rounds, timeout=timeout,

@@ -57,11 +57,13 @@ class SplitTraining(Strategy):
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         """Ask a seeded sample of clients for their batches of this round."""
-        nodes = sorted(self.node_client)
+        # Sampled by partition id: Flower's node ids are drawn afresh every run.
+        nodes = sorted(self.node_client, key=self.node_client.__getitem__)
         chosen = self.rng.sample(nodes, min(self.clients_per_round, len(nodes)))
         cfg = ConfigRecord({"server-round": server_round, "batches": self.batches_per_client,
                             "batch-size": self.batch_size})
-        return [Message(RecordDict({"config": cfg}), dst_node_id=n, message_type=PAYLOAD) for n in sorted(chosen)]
+        chosen.sort(key=self.node_client.__getitem__)
+        return [Message(RecordDict({"config": cfg}), dst_node_id=n, message_type=PAYLOAD) for n in chosen]
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Step the server on each valid reply's batches (in client order); count and skip failures."""

@@ -126,3 +126,13 @@ def test_setup_requests_are_retried_then_named(message_identity, monkeypatch):
 
     with pytest.raises(RuntimeError, match=r"client info: 0 of 2 clients answered \(timeout\)"):
         fed.ask_all(_Dead(set()), [1, 2], RecordDict, "query.info", timeout=1, what="client info", attempts=2)
+
+
+def test_a_run_repeats_exactly(tmp_path):
+    # Three clients, two sampled per round: the sample must not depend on Flower's random node ids.
+    sets = [*SMALL, "data.identities=18", "partition.clients=3", "train.warmup_rounds=2", "train.rounds=3"]
+    runs = [run_federated(load_config(None, [*sets, f"name=r{i}", f"output={tmp_path}"]), log=lambda s: None)
+            for i in range(2)]
+    assert [r["loss"] for r in runs[0]["rounds"]] == [r["loss"] for r in runs[1]["rounds"]]
+    assert runs[0]["accuracy"] == runs[1]["accuracy"]
+    assert runs[0]["bytes"]["per_client"] == runs[1]["bytes"]["per_client"]

@@ -1,0 +1,35 @@
+"""Client-model warm-up: Flower's FedAvg, with client sampling that repeats from run to run.
+
+FedAvg samples Flower node ids with the process-wide `random` module. Node ids are drawn afresh
+each run and other threads share that module, so the same seed picked different clients each
+time. This strategy samples partition ids with its own seeded generator instead.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+
+class SeededFedAvg(FedAvg):
+    """FedAvg whose training sample is a seeded choice of clients by partition id."""
+
+    def __init__(self, node_client: dict[int, int], clients_per_round: int, seed: int, **kwargs) -> None:  # noqa: ANN003
+        """node_client maps Flower node ids to partition ids; FedAvg's other options pass through."""
+        super().__init__(fraction_train=clients_per_round / len(node_client), min_train_nodes=clients_per_round,
+                         min_available_nodes=len(node_client), **kwargs)
+        self.node_client = node_client
+        self.clients_per_round = clients_per_round
+        self.rng = random.Random(seed)
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        """The same messages FedAvg sends, to a seeded sample of clients."""
+        by_partition = sorted(self.node_client, key=self.node_client.__getitem__)
+        chosen = self.rng.sample(by_partition, self.clients_per_round)
+        config["server-round"] = server_round
+        record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
+        return self._construct_messages(record, sorted(chosen, key=self.node_client.__getitem__), MessageType.TRAIN)
