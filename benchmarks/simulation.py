@@ -27,16 +27,25 @@ from fedsplit.config import load_config
 from fedsplit.federated import run_federated
 
 
-def _actor_peaks(stop: threading.Event, peaks: dict[int, int]) -> None:
-    """Record each Ray ClientAppActor process's peak RSS (VmHWM, KiB) until stop is set."""
+def _actor_pids() -> list[str]:
+    """Process ids of the running Ray ClientAppActors."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and b"ClientAppActor" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(pid)
+        except OSError:  # the process ended between listing and reading
+            continue
+    return pids
+
+
+def _actor_peaks(stop: threading.Event, peaks: dict[int, int], ignore: set[str]) -> None:
+    """Record each new Ray ClientAppActor process's peak RSS (VmHWM, KiB) until stop is set."""
     while not stop.is_set():
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
+        for pid in _actor_pids():
+            if pid in ignore:  # still shutting down from the previous run
                 continue
             try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-                if b"ClientAppActor" not in cmd:
-                    continue
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmHWM:"):
                         peaks[int(pid)] = max(peaks.get(int(pid), 0), int(line.split()[1]))
@@ -52,7 +61,7 @@ def bench(clients: int, rounds: int, overrides: list[str], out_dir: Path) -> dic
                              f"name=bench_{clients}", f"output={out_dir}", f"train.eval_every={rounds}"])
     peaks: dict[int, int] = {}
     stop = threading.Event()
-    sampler = threading.Thread(target=_actor_peaks, args=(stop, peaks), daemon=True)
+    sampler = threading.Thread(target=_actor_peaks, args=(stop, peaks, set(_actor_pids())), daemon=True)
     sampler.start()
     start = time.perf_counter()
     try:
@@ -63,11 +72,13 @@ def bench(clients: int, rounds: int, overrides: list[str], out_dir: Path) -> dic
     wall = time.perf_counter() - start
     split = [r for r in results["rounds"] if r["phase"] == "split"]
     steady = split[1:] or split
-    actors = max(1, len(peaks))
+    # Ray runs as many actors as its CPUs hold clients (client_cpus each).
+    actors = max(1, int((os.cpu_count() or 1) // cfg.simulation.client_cpus))
     per_round = sum(r["seconds"] for r in steady) / len(steady)
     compute = sum(r["server_compute_seconds"] + r["client_compute_seconds"] / actors for r in steady) / len(steady)
     return {
-        "clients": clients, "rounds": rounds, "actors": len(peaks), "wall_seconds": round(wall, 1),
+        "clients": clients, "rounds": rounds, "actors": actors, "actor_processes_seen": len(peaks),
+        "wall_seconds": round(wall, 1),
         "seconds_per_round": round(per_round, 2),
         "first_round_seconds": split[0]["seconds"] if split else None,
         "driver_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -346,6 +346,8 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
         counting.phase = "eval"
         replies = ask_all(counting, nodes, RecordDict, EVAL, timeout, "held-out payloads")
         keys = list(strategy.spec())
+        # With more clients than held-out identities, some clients hold no held-out face at all.
+        replies = [r for r in replies if len(r.content["index"]["face"].numpy())]
         index = np.concatenate([r.content["index"]["face"].numpy() for r in replies])
         views = {name: {k: torch.cat([torch.from_numpy(r.content[name][k].numpy()) for r in replies]) for k in keys}
                  for name in (("eval", "eval_flipped") if t.flip_tta else ("eval",))}
