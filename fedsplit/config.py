@@ -97,7 +97,8 @@ class SimulationConfig:
 
     client_cpus: float = 1.0
     client_gpus: float = 0.0
-    ray_address: str | None = None
+    ray_address: str | None = None  # join this Ray cluster instead of starting one
+    ray_num_cpus: int | None = None  # CPUs the local Ray instance may use (null: all of this machine's)
     round_timeout: float = 600.0  # seconds for every send_and_receive
 
 
@@ -273,6 +274,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"simulation.client_cpus must be > 0 and simulation.client_gpus >= 0, got "
                           f"{s.client_cpus}, {s.client_gpus}")
     _positive("simulation.round_timeout", s.round_timeout, integer=False)
+    if s.ray_num_cpus is not None:
+        _positive("simulation.ray_num_cpus", s.ray_num_cpus)
+        if s.ray_num_cpus < s.client_cpus:
+            raise ConfigError(f"simulation.ray_num_cpus: {s.ray_num_cpus} cannot hold one client of "
+                              f"simulation.client_cpus={s.client_cpus}")
     return cfg
 
 

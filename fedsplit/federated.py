@@ -411,6 +411,17 @@ def _quiet_flower() -> None:
     logger.setLevel(logging.WARNING)
 
 
+def ray_init_args(cfg: Config) -> dict[str, Any]:
+    """Arguments for ray.init from the simulation section: join a cluster, or start one of ray_num_cpus CPUs."""
+    s = cfg.simulation
+    if s.ray_address:
+        return {"address": s.ray_address}
+    args: dict[str, Any] = {"include_dashboard": False}
+    if s.ray_num_cpus is not None:
+        args["num_cpus"] = s.ray_num_cpus
+    return args
+
+
 def run_federated(cfg: Config, log: Callable[[str], None] = print, keep_messages: bool = False) -> dict:
     """Run the federated simulation of cfg on Ray (the server writes runs/<name>/); return the results.
 
@@ -424,7 +435,7 @@ def run_federated(cfg: Config, log: Callable[[str], None] = print, keep_messages
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     s = cfg.simulation
     backend = {"client_resources": {"num_cpus": s.client_cpus, "num_gpus": s.client_gpus},
-               "init_args": {"address": s.ray_address} if s.ray_address else {"include_dashboard": False}}
+               "init_args": ray_init_args(cfg)}
     run_simulation(server_app=make_server_app(cfg, out, log), client_app=make_client_app(cfg),
                    num_supernodes=cfg.partition.clients, backend_name="ray", backend_config=backend)
     if "results" not in out:

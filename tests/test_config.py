@@ -95,3 +95,12 @@ def test_train_command_stops_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"model\.server_width"):
         main(["train", "--set", f"output={tmp_path}", "--set", "model.server_width=0"])
     assert not any(tmp_path.iterdir()), "a bad config must not create any output"
+
+
+def test_ray_init_arguments_come_from_the_config():
+    from fedsplit.federated import ray_init_args
+
+    assert ray_init_args(load_config(None, ["simulation.ray_num_cpus=2"])) == {"include_dashboard": False, "num_cpus": 2}
+    assert ray_init_args(load_config(None, ["simulation.ray_address=auto"])) == {"address": "auto"}
+    with pytest.raises(ConfigError, match=r"simulation\.ray_num_cpus"):
+        load_config(None, ["simulation.ray_num_cpus=1", "simulation.client_cpus=2"])
