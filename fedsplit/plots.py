@@ -25,16 +25,9 @@ def plot_rounds(results: dict, path: Path) -> Path:
     loss_ax.set_ylabel("server training loss", color="tab:red")
     acc_ax.legend(loc="lower right")
     labels = [f"{'w' if r['phase'] == 'warmup' else 's'}{r['round']}" for r in rounds]
-    x = range(len(rounds))
-    bytes_ax.bar([i - 0.2 for i in x], [r["uplink"] / 1e6 for r in rounds], width=0.4, label="uplink")
-    bytes_ax.bar([i + 0.2 for i in x], [r["downlink"] / 1e6 for r in rounds], width=0.4, label="downlink")
-    bytes_ax.set_xticks(list(x), labels, rotation=90 if len(rounds) > 20 else 0, fontsize=8)
-    bytes_ax.set(xlabel="round (w: warm-up, s: split)", ylabel="MB", title="bytes per round, measured")
-    bytes_ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _up_down_bars(bytes_ax, labels, [r["uplink"] for r in rounds], [r["downlink"] for r in rounds],
+                  "round (w: warm-up, s: split)", "bytes per round, measured")
+    return _save(fig, path)
 
 
 def plot_clients(results: dict, path: Path) -> Path:
@@ -42,12 +35,23 @@ def plot_clients(results: dict, path: Path) -> Path:
     per_client = results["bytes"]["per_client"]
     names = list(per_client)
     fig, ax = plt.subplots(figsize=(max(5, 0.35 * len(names) + 2), 3.5))
-    x = range(len(names))
-    ax.bar([i - 0.2 for i in x], [per_client[n]["uplink"] / 1e6 for n in names], width=0.4, label="uplink")
-    ax.bar([i + 0.2 for i in x], [per_client[n]["downlink"] / 1e6 for n in names], width=0.4, label="downlink")
-    ax.set_xticks(list(x), names, fontsize=8)
-    ax.set(xlabel="client (partition id)", ylabel="MB", title="bytes per client, measured")
+    _up_down_bars(ax, names, [per_client[n]["uplink"] for n in names], [per_client[n]["downlink"] for n in names],
+                  "client (partition id)", "bytes per client, measured")
+    return _save(fig, path)
+
+
+def _up_down_bars(ax: plt.Axes, labels: list[str], up: list[int], down: list[int], xlabel: str, title: str) -> None:
+    """Side-by-side uplink and downlink bars in MB."""
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], [b / 1e6 for b in up], width=0.4, label="uplink")
+    ax.bar([i + 0.2 for i in x], [b / 1e6 for b in down], width=0.4, label="downlink")
+    ax.set_xticks(list(x), labels, rotation=90 if len(labels) > 20 else 0, fontsize=8)
+    ax.set(xlabel=xlabel, ylabel="MB", title=title)
     ax.legend()
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    """Write the figure as PNG and free it."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

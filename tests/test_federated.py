@@ -84,6 +84,23 @@ def test_results_contract(run):
     assert results["server_steps"] == 2 * 2 * 2
 
 
+def test_run_folder_has_every_output(run):
+    import json
+
+    import cv2
+
+    cfg, results = run
+    folder = cfg.run_dir()
+    lines = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    warmup = [("warmup", 1)] if cfg.protection.strategy == "duetface" else []  # only it uses the client model
+    assert [(r["phase"], r["round"]) for r in lines] == warmup + [("split", 1), ("split", 2)]
+    assert json.loads((folder / "results.json").read_text())["accuracy"] == results["accuracy"]
+    for png in ("rounds.png", "clients.png"):
+        image = cv2.imread(str(folder / png))
+        assert image is not None and image.shape[0] > 100, png
+    assert "![bytes per client](clients.png)" in (folder / "report.md").read_text()
+
+
 class _FlakyGrid:
     """Answers each node with an error the first time, then properly; counts requests."""
 
