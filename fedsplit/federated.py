@@ -310,6 +310,7 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
         replies = ask_all(counting, nodes, RecordDict, INFO, timeout, "client info")
         info = {r.metadata.src_node_id: r.content["info"] for r in replies}
         counting.node_client = {n: int(i["partition-id"]) for n, i in info.items()}
+        nodes.sort(key=counting.node_client.__getitem__)  # partition order: node ids are random per run
         ledger.name_clients(counting.node_client)
         classes = {int(i["partition-id"]): int(i["classes"]) for i in info.values()}
         offset, total = {}, 0

@@ -2,7 +2,8 @@
 
 FedAvg samples Flower node ids with the process-wide `random` module. Node ids are drawn afresh
 each run and other threads share that module, so the same seed picked different clients each
-time. This strategy samples partition ids with its own seeded generator instead.
+time. This strategy samples partition ids with its own seeded generator instead, and averages the
+replies in partition order (they arrive in any order, and float sums depend on it).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
@@ -33,3 +34,8 @@ class SeededFedAvg(FedAvg):
         config["server-round"] = server_round
         record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
         return self._construct_messages(record, sorted(chosen, key=self.node_client.__getitem__), MessageType.TRAIN)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """FedAvg's weighted mean, over replies in partition order: float sums depend on their order."""
+        ordered = sorted(replies, key=lambda m: self.node_client.get(m.metadata.src_node_id, -1))
+        return super().aggregate_train(server_round, ordered)

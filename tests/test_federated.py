@@ -146,10 +146,11 @@ def test_setup_requests_are_retried_then_named(message_identity, monkeypatch):
 
 
 def test_a_run_repeats_exactly(tmp_path):
-    # Three clients, two sampled per round: the sample must not depend on Flower's random node ids.
-    # Two held-out identities for three clients: one client holds none, which must not break evaluation.
-    sets = [*SMALL, "data.identities=18", "data.eval_identities=2", "partition.clients=3", "train.warmup_rounds=2",
-            "train.rounds=3"]
+    # Four clients, three sampled per round: the sample must not depend on Flower's random node ids.
+    # Two held-out identities for four clients: two hold none, which must not break evaluation.
+    # Three replies per round: their float sum depends on the order they are averaged in.
+    sets = [*SMALL, "data.identities=18", "data.eval_identities=2", "partition.clients=4",
+            "train.clients_per_round=3", "train.warmup_rounds=2", "train.rounds=3"]
     runs = [run_federated(load_config(None, [*sets, f"name=r{i}", f"output={tmp_path}"]), log=lambda s: None)
             for i in range(2)]
     assert [r["loss"] for r in runs[0]["rounds"]] == [r["loss"] for r in runs[1]["rounds"]]
