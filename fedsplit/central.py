@@ -18,7 +18,7 @@ from fedsplit.config import Config
 from fedsplit.data.splits import FaceSplits, build_splits
 from fedsplit.data.types import FACE_SIZE
 from fedsplit.protection import ClientNet, make_strategy
-from fedsplit.training import (ClientWarmup, ServerTrainer, evaluate, flip_faces, freeze, model_costs,
+from fedsplit.training import (ClientWarmup, ServerTrainer, evaluate, freeze, model_costs, random_flips,
                                resolve_device, to_tensors)
 
 CHECKPOINT = "checkpoint.pt"
@@ -40,12 +40,7 @@ class _Batches:
             self.order = np.concatenate([self.order, self.rng.permutation(len(self.splits.train))])
         pick, self.order = self.order[: self.batch_size], self.order[self.batch_size :]
         idx = self.splits.train[pick]
-        images, landmarks = self.splits.images[idx], self.splits.landmarks[idx]
-        flip = self.rng.random(len(idx)) < 0.5
-        if flip.any():
-            images = images.copy()
-            landmarks = landmarks.copy()
-            images[flip], landmarks[flip] = flip_faces(images[flip], landmarks[flip])
+        images, landmarks = random_flips(self.splits.images[idx], self.splits.landmarks[idx], self.rng)
         x, lm = to_tensors(images, landmarks)
         return x, lm, torch.from_numpy(self.splits.train_classes[pick])
 

@@ -33,7 +33,7 @@ from fedsplit.data.types import FACE_SIZE
 from fedsplit.plots import plot_clients, plot_rounds
 from fedsplit.protection import ClientNet, Strategy, make_strategy
 from fedsplit.traffic import Ledger
-from fedsplit.training import ClientWarmup, ServerTrainer, flip_faces, freeze, model_costs, to_tensors
+from fedsplit.training import ClientWarmup, ServerTrainer, flip_faces, freeze, model_costs, random_flips, to_tensors
 from fedsplit.verification import verify
 from strategies.split_training import PAYLOAD, SplitTraining
 from strategies.warmup import SeededFedAvg
@@ -81,10 +81,7 @@ def make_client_app(cfg: Config) -> ClientApp:
     def faces(splits: FaceSplits, idx: np.ndarray, rng: np.random.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         images, landmarks = splits.images[idx], splits.landmarks[idx]
         if rng is not None:  # random pixel-space flips, as in centralized training
-            flip = rng.random(len(idx)) < 0.5
-            if flip.any():
-                images, landmarks = images.copy(), landmarks.copy()
-                images[flip], landmarks[flip] = flip_faces(images[flip], landmarks[flip])
+            images, landmarks = random_flips(images, landmarks, rng)
         return to_tensors(images, landmarks)
 
     @app.query("info")

@@ -67,6 +67,15 @@ def flip_faces(images: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, n
     return np.ascontiguousarray(images[:, :, ::-1]), flipped
 
 
+def random_flips(images: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Training augmentation: mirror each face (in pixels) with probability 1/2; inputs are not modified."""
+    flip = rng.random(len(images)) < 0.5
+    if flip.any():
+        images, landmarks = images.copy(), landmarks.copy()
+        images[flip], landmarks[flip] = flip_faces(images[flip], landmarks[flip])
+    return images, landmarks
+
+
 def to_tensors(images: np.ndarray, landmarks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 NHWC faces and landmarks as the strategies take them: (B,3,112,112) in [-1,1], (B,68,2)."""
     return images_to_tensor(images), torch.from_numpy(np.ascontiguousarray(landmarks, dtype=np.float32))
