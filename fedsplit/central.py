@@ -15,41 +15,14 @@ import numpy as np
 import torch
 
 from fedsplit.config import Config
-from fedsplit.data.splits import FaceSplits, build_splits
+from fedsplit.batches import ClientBatches, MixedBatches
+from fedsplit.data.splits import build_splits, client_shards
 from fedsplit.data.types import FACE_SIZE
 from fedsplit.protection import ClientNet, make_strategy
-from fedsplit.training import (ClientWarmup, ServerTrainer, evaluate, freeze, model_costs, random_flips,
-                               resolve_device, to_tensors)
+from fedsplit.training import ClientWarmup, ServerTrainer, evaluate, freeze, model_costs, resolve_device
 
 CHECKPOINT = "checkpoint.pt"
 RAW_IMAGE_BYTES = FACE_SIZE * FACE_SIZE * 3  # one uint8 RGB face
-
-
-class _Batches:
-    """Seeded shuffled passes over the training faces, with random pixel-space flips."""
-
-    def __init__(self, splits: FaceSplits, batch_size: int, seed: int) -> None:
-        self.splits = splits
-        self.batch_size = batch_size
-        self.rng = np.random.default_rng(seed)
-        self.order = np.zeros(0, np.int64)
-
-    def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Images (B,3,112,112), landmarks (B,68,2) and class labels (B,)."""
-        while len(self.order) < self.batch_size:
-            self.order = np.concatenate([self.order, self.rng.permutation(len(self.splits.train))])
-        pick, self.order = self.order[: self.batch_size], self.order[self.batch_size :]
-        idx = self.splits.train[pick]
-        images, landmarks = random_flips(self.splits.images[idx], self.splits.landmarks[idx], self.rng)
-        x, lm = to_tensors(images, landmarks)
-        return x, lm, torch.from_numpy(self.splits.train_classes[pick])
-
-    def state(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "order": self.order.copy()}
-
-    def restore(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
-        self.order = state["order"]
 
 
 def _fmt_acc(v: float | None) -> str:
@@ -72,7 +45,13 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
     trainer = ServerTrainer(strategy, cfg, splits.num_classes, client.map_channels if client else ())
     warm_steps = t.warmup_rounds * t.clients_per_round * t.warmup_local_steps if client else 0
     warm = ClientWarmup(strategy, client, splits.num_classes, cfg, warm_steps) if client else None
-    batches = _Batches(splits, t.batch_size, cfg.seed)
+    batches = MixedBatches(splits, t.batch_size, cfg.seed)  # the warm-up's, and the server's unless by_client
+    if t.central_batches == "by_client":
+        p = cfg.partition
+        server_batches = ClientBatches(splits, client_shards(splits, p.clients, p.scheme, p.alpha, cfg.seed),
+                                       t.clients_per_round, t.batches_per_client, t.batch_size, cfg.seed)
+    else:
+        server_batches = batches
     steps_per_round = t.clients_per_round * t.batches_per_client
     state = {"warmup_done": 0, "round": 0, "epochs": [], "warmup": []}
 
@@ -89,6 +68,7 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
             warm.opt.load_state_dict(ckpt["warm_opt"])
             warm.steps = ckpt["state"]["warmup_done"]
         batches.restore(ckpt["batches"])
+        server_batches.restore(ckpt["server_batches"])
         torch.set_rng_state(ckpt["torch_rng"])
         state = ckpt["state"]
         log(f"[{cfg.name}] resumed from {ckpt_path}: warm-up step {state['warmup_done']}/{warm_steps}, "
@@ -96,6 +76,7 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
 
     def save() -> None:
         ckpt = {"config": cfg.to_dict(), "server": trainer.state_dict(), "batches": batches.state(),
+                "server_batches": server_batches.state(),
                 "torch_rng": torch.get_rng_state(), "state": state}
         if client is not None:
             ckpt.update(client=client.state_dict(), warm_head=warm.head.state_dict(), warm_opt=warm.opt.state_dict())
@@ -122,11 +103,10 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
     while state["round"] < t.rounds:
         r0 = time.perf_counter()
         losses = []
-        for _ in range(steps_per_round):
-            x, lm, y = batches.next()
+        r = state["round"] + 1
+        for x, lm, y in server_batches.round(r, steps_per_round):
             losses.append(trainer.step(strategy.encode(x.to(trainer.device), lm, client), y))
-        state["round"] += 1
-        r = state["round"]
+        state["round"] = r
         record = {"epoch": r, "round": r, "loss": float(np.mean(losses)), "lr": trainer.lr(),
                   "server_steps": trainer.steps, "accuracy": None, "seconds": None}
         if r % t.eval_every == 0 or r == t.rounds:
@@ -145,6 +125,7 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
     params, macs = model_costs(strategy, client, trainer)
     results = {
         "mode": "centralized",
+        "central_batches": t.central_batches,
         "strategy": strategy.name,
         "accuracy": verification.accuracy,
         "accuracy_std": verification.accuracy_std,
@@ -178,7 +159,7 @@ def format_report(results: dict) -> str:
     v = results["verification"]
     tar = "unavailable" if results["tar_at_far"] is None else f"{100 * results['tar_at_far']:.2f}%"
     lines = [
-        f"# {results['config']['name']}: {results['strategy']} (centralized)",
+        f"# {results['config']['name']}: {results['strategy']} (centralized, {results['central_batches']} batches)",
         "",
         f"data: {results['data']}",
         "",

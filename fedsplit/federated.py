@@ -33,7 +33,8 @@ from fedsplit.data.types import FACE_SIZE
 from fedsplit.plots import plot_clients, plot_rounds
 from fedsplit.protection import ClientNet, Strategy, make_strategy
 from fedsplit.traffic import Ledger
-from fedsplit.training import ClientWarmup, ServerTrainer, flip_faces, freeze, model_costs, random_flips, to_tensors
+from fedsplit.batches import PAYLOAD_STREAM, WARMUP_STREAM, client_batch, client_rng
+from fedsplit.training import ClientWarmup, ServerTrainer, flip_faces, freeze, model_costs, to_tensors
 from fedsplit.verification import verify
 from strategies.split_training import PAYLOAD, SplitTraining
 from strategies.warmup import SeededFedAvg
@@ -78,12 +79,6 @@ def make_client_app(cfg: Config) -> ClientApp:
         pid = int(context.node_config["partition-id"])
         return make_strategy(cfg.protection, cfg.model), splits, shards[pid], pid
 
-    def faces(splits: FaceSplits, idx: np.ndarray, rng: np.random.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
-        images, landmarks = splits.images[idx], splits.landmarks[idx]
-        if rng is not None:  # random pixel-space flips, as in centralized training
-            images, landmarks = random_flips(images, landmarks, rng)
-        return to_tensors(images, landmarks)
-
     @app.query("info")
     def info(msg: Message, context: Context) -> Message:
         _, _, shard, pid = setup(context)
@@ -105,12 +100,11 @@ def make_client_app(cfg: Config) -> ClientApp:
             warm.head.load_state_dict(_state_of(context.state["head"]))
         rnd = int(conf["server-round"])
         warm.steps = (rnd - 1) * cfg.train.warmup_local_steps
-        rng = np.random.default_rng([cfg.seed, rnd, pid, 1])
+        rng = client_rng(cfg.seed, rnd, pid, WARMUP_STREAM)
         losses = []
         for _ in range(cfg.train.warmup_local_steps):
-            pick = rng.choice(len(shard.train), size=min(cfg.train.batch_size, len(shard.train)), replace=False)
-            x, _ = faces(splits, shard.train[pick], rng)
-            losses.append(warm.step(x, torch.from_numpy(shard.local_classes[pick])))
+            x, _, local = client_batch(splits, shard, cfg.train.batch_size, rng)
+            losses.append(warm.step(x, local))
         context.state["head"] = _arrays(warm.head.state_dict())
         metrics = MetricRecord({"num-examples": len(shard.train), "loss": float(np.mean(losses))})
         return Message(RecordDict({"arrays": _arrays(client.state_dict()), "metrics": metrics}), reply_to=msg)
@@ -134,19 +128,18 @@ def make_client_app(cfg: Config) -> ClientApp:
         strategy, splits, shard, pid = setup(context)
         conf = msg.content["config"]
         batches, size = int(conf["batches"]), int(conf["batch-size"])
-        rng = np.random.default_rng([cfg.seed, int(conf["server-round"]), pid, 2])
+        rng = client_rng(cfg.seed, int(conf["server-round"]), pid, PAYLOAD_STREAM)
         client = frozen_client(strategy, context)
         parts: dict[str, list[torch.Tensor]] = {}
         labels = []
         compute = 0.0  # the split and the client model, for the share of round time spent elsewhere
         for _ in range(batches):
-            pick = rng.choice(len(shard.train), size=min(size, len(shard.train)), replace=False)
-            x, lm = faces(splits, shard.train[pick], rng)
+            x, lm, local = client_batch(splits, shard, size, rng)
             t0 = time.perf_counter()
             for k, t in strategy.encode(x, lm, client).items():
                 parts.setdefault(k, []).append(t)
             compute += time.perf_counter() - t0
-            labels.append(torch.from_numpy(shard.local_classes[pick]))
+            labels.append(local)
         record = _arrays({**{k: torch.cat(v) for k, v in parts.items()}, "labels": torch.cat(labels)})
         metrics = MetricRecord({"num-examples": batches * size, "compute-seconds": compute})
         return Message(RecordDict({"payload": record, "metrics": metrics}), reply_to=msg)

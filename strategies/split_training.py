@@ -17,6 +17,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDic
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from fedsplit.batches import sample_clients
 from fedsplit.training import ServerTrainer
 
 PAYLOAD = "query.payload"
@@ -59,7 +60,7 @@ class SplitTraining(Strategy):
         """Ask a seeded sample of clients for their batches of this round."""
         # Sampled by partition id: Flower's node ids are drawn afresh every run.
         nodes = sorted(self.node_client, key=self.node_client.__getitem__)
-        chosen = self.rng.sample(nodes, min(self.clients_per_round, len(nodes)))
+        chosen = sample_clients(self.rng, nodes, self.clients_per_round)
         cfg = ConfigRecord({"server-round": server_round, "batches": self.batches_per_client,
                             "batch-size": self.batch_size})
         chosen.sort(key=self.node_client.__getitem__)

@@ -15,6 +15,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricReco
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
+from fedsplit.batches import sample_clients
+
 
 class SeededFedAvg(FedAvg):
     """FedAvg whose training sample is a seeded choice of clients by partition id."""
@@ -30,7 +32,7 @@ class SeededFedAvg(FedAvg):
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         """The same messages FedAvg sends, to a seeded sample of clients."""
         by_partition = sorted(self.node_client, key=self.node_client.__getitem__)
-        chosen = self.rng.sample(by_partition, self.clients_per_round)
+        chosen = sample_clients(self.rng, by_partition, self.clients_per_round)
         config["server-round"] = server_round
         record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
         return self._construct_messages(record, sorted(chosen, key=self.node_client.__getitem__), MessageType.TRAIN)

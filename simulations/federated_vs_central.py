@@ -1,0 +1,121 @@
+"""Federated vs centralized training of one strategy, over several seeds, at equal server steps.
+
+    python simulations/federated_vs_central.py                      # the default config, duetface, seeds 0,1,2
+    python simulations/federated_vs_central.py configs/lfw.yaml --seeds 0 --strategies duetface,hf_only
+
+For every strategy and seed it runs three trainings on the same data and the same number of server
+optimiser steps:
+  federated          `fedsplit run`   (Flower + Ray, client model warmed up with FedAvg)
+  central by_client  `fedsplit train --set train.central_batches=by_client`: every server batch is
+                     drawn from one sampled client's faces, exactly as the federated clients draw them
+  central mixed      `fedsplit train`: every server batch is drawn from all training faces
+so the gap federated - central mixed splits into batch composition (by_client - mixed) and
+federation itself (federated - by_client: the FedAvg warm-up of the client model, nothing else).
+A run whose results.json already holds the same config is reused, so separate processes can share
+the work. Writes `<output>/<name>_fed_vs_central/table.md` and `table.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from fedsplit.central import train_central
+from fedsplit.config import Config, ConfigError, load_config
+from fedsplit.federated import run_federated
+
+MODES = ("federated", "central by_client", "central mixed")
+
+
+def _overrides(base: list[str], name: str, strategy: str, seed: int, mode: str) -> list[str]:
+    tag = {"federated": "fed", "central by_client": "central_by_client", "central mixed": "central_mixed"}[mode]
+    sets = [*base, f"protection.strategy={strategy}", f"seed={seed}", f"name={name}_{strategy}_s{seed}_{tag}"]
+    if mode == "central by_client":
+        sets.append("train.central_batches=by_client")
+    return sets
+
+
+def _finished(cfg: Config) -> dict | None:
+    """The results of an earlier run of exactly this config, if there is one."""
+    path = cfg.run_dir() / "results.json"
+    if path.exists():
+        results = json.loads(path.read_text())
+        if results.get("config") == cfg.to_dict():
+            return results
+    return None
+
+
+def _run(cfg: Config, mode: str) -> dict:
+    done = _finished(cfg)
+    if done is not None:
+        print(f"[{cfg.name}] reusing {cfg.run_dir() / 'results.json'}")
+        return done
+    return run_federated(cfg) if mode == "federated" else train_central(cfg)
+
+
+def _mean_sd(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.fmean(values):.2f} +- {100 * sd:.2f}"
+
+
+def format_table(rows: list[dict]) -> str:
+    """Per-seed accuracies, then mean +- sample standard deviation over seeds, per strategy."""
+    lines = ["| strategy | seed | " + " | ".join(MODES) + " | federated - central mixed | federated - central by_client |",
+             "|---|---|" + "---|" * (len(MODES) + 2)]
+    for strategy in dict.fromkeys(r["strategy"] for r in rows):
+        mine = [r for r in rows if r["strategy"] == strategy]
+        for r in mine:
+            acc = r["accuracy"]
+            lines.append(f"| {strategy} | {r['seed']} | " + " | ".join(f"{100 * acc[m]:.2f}%" for m in MODES) +
+                         f" | {100 * (acc['federated'] - acc['central mixed']):+.2f} | "
+                         f"{100 * (acc['federated'] - acc['central by_client']):+.2f} |")
+        cols = [_mean_sd([r["accuracy"][m] for r in mine]) for m in MODES]
+        gaps = [_mean_sd([r["accuracy"]["federated"] - r["accuracy"][m] for r in mine])
+                for m in ("central mixed", "central by_client")]
+        lines.append(f"| **{strategy} mean +- sd** | {len(mine)} seeds | " + " | ".join(cols) + " | " +
+                     " | ".join(gaps) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every (strategy, seed, mode) that has no results yet, then write the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("config", nargs="?", default=None, help="YAML config (default: the built-in default)")
+    parser.add_argument("--strategies", default="duetface", help="comma-separated (default: duetface)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    args = parser.parse_args(argv)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        raise SystemExit(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
+    strategies = [s for s in args.strategies.split(",") if s]
+    try:
+        base = load_config(args.config, args.set)
+        plan = [(s, seed, m, load_config(args.config, _overrides(args.set, base.name, s, seed, m)))
+                for s in strategies for seed in seeds for m in MODES]
+    except ConfigError as err:
+        raise SystemExit(str(err)) from None
+    rows: dict[tuple[str, int], dict] = {}
+    for i, (strategy, seed, mode, cfg) in enumerate(plan, 1):
+        print(f"== {i}/{len(plan)}: {strategy}, seed {seed}, {mode}", flush=True)
+        results = _run(cfg, mode)
+        row = rows.setdefault((strategy, seed), {"strategy": strategy, "seed": seed, "accuracy": {}, "runs": {}})
+        row["accuracy"][mode] = results["accuracy"]
+        row["runs"][mode] = str(cfg.run_dir())
+    table = format_table(list(rows.values()))
+    out = Path(base.output) / f"{base.name}_fed_vs_central"
+    out.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python", "simulations/federated_vs_central.py", *(argv if argv is not None else sys.argv[1:])])
+    (out / "table.md").write_text(f"`{command}`\n\n{table}")
+    (out / "table.json").write_text(json.dumps({"command": command, "rows": list(rows.values())}, indent=2))
+    print(table)
+    print(f"wrote {out / 'table.md'} and {out / 'table.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
