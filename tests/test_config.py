@@ -68,6 +68,7 @@ def test_default_yaml_is_the_builtin_default():
     ("data.eval_pairs=15", "data.eval_pairs"),
     ("data.source=folder", "data.root"),
     ("train.rounds=true", "train.rounds"),
+    ("train.central_batches=per_client", "train.central_batches"),
 ])
 def test_bad_key_or_value_is_named(override, named):
     with pytest.raises(ConfigError, match=named.replace(".", r"\.").replace("[", r"\[")):
