@@ -51,10 +51,16 @@ class PartitionConfig:
 class ProtectionConfig:
     """What the client sends: the protection strategy and its frequency settings."""
 
-    strategy: str = "duetface"  # rgb | fd_all | hf_only | duetface
+    strategy: str = "duetface"  # rgb | fd_all | hf_only | duetface | partialface
     client_channels: list[int] = field(default_factory=lambda: list(DUETFACE_CLIENT_CHANNELS))
     upsample: int = 1  # 8 is the paper's; 1 keeps the default run within minutes on a CPU
     mask_source: str = "paper"  # duetface: 'paper' (one mask per stage) or 'feature_maps' (official code)
+    partialface_ranks: int = 6  # partialface: disjoint subsets ("ranks") the server channels are cut into
+    partialface_rank_channels: int = 9  # partialface: channels per colour in one rank (what one face sends)
+    partialface_ranks_per_image: int = 3  # partialface: ranks a given face may ever be sent as (r)
+    partialface_permutations: int = 3  # partialface: candidate channel orders within a rank
+    partialface_key: int = 0  # partialface: the clients' shared secret behind the ranks, orders and draws
+
 
 
 @dataclass
@@ -235,6 +241,22 @@ def validate(cfg: Config) -> Config:
                           f"server, got {pr.client_channels}")
     if pr.mask_source not in ("paper", "feature_maps"):
         raise ConfigError(f"protection.mask_source: must be 'paper' or 'feature_maps', got {pr.mask_source!r}")
+    for key in ("partialface_ranks", "partialface_rank_channels", "partialface_permutations"):
+        _positive(f"protection.{key}", getattr(pr, key))
+    if not 1 <= pr.partialface_ranks_per_image <= pr.partialface_ranks:
+        raise ConfigError(f"protection.partialface_ranks_per_image: must be between 1 and protection.partialface_ranks "
+                          f"({pr.partialface_ranks}), got {pr.partialface_ranks_per_image}")
+    # 20! already exceeds any sensible count; capping keeps a huge rank size from stalling validation.
+    if pr.partialface_permutations > math.factorial(min(pr.partialface_rank_channels, 20)):
+        raise ConfigError(f"protection.partialface_permutations: {pr.partialface_permutations} distinct orders do not "
+                          f"exist for protection.partialface_rank_channels={pr.partialface_rank_channels}")
+    if pr.partialface_key < 0:
+        raise ConfigError(f"protection.partialface_key: must be >= 0, got {pr.partialface_key}")
+    server_count = NUM_FREQUENCIES - len(pr.client_channels)
+    if pr.strategy == "partialface" and pr.partialface_ranks * pr.partialface_rank_channels > server_count:
+        raise ConfigError(f"protection.partialface_rank_channels: {pr.partialface_ranks} ranks x "
+                          f"{pr.partialface_rank_channels} channels exceed the {server_count} server channels per "
+                          f"colour left by protection.client_channels")
     m = cfg.model
     if m.server not in SERVER_DEPTHS:
         raise ConfigError(f"model.server: must be one of {', '.join(SERVER_DEPTHS)}, got {m.server!r}")
