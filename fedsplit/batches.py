@@ -17,8 +17,8 @@ import torch
 from fedsplit.data.splits import ClientShard, FaceSplits
 from fedsplit.training import random_flips, to_tensors
 
-# Stream tags of the per-(client, round) generators: warm-up and payload draws never share numbers.
-WARMUP_STREAM, PAYLOAD_STREAM = 1, 2
+# Stream tags of the per-(client, round) generators: warm-up, payload and noise draws never share numbers.
+WARMUP_STREAM, PAYLOAD_STREAM, NOISE_STREAM = 1, 2, 3
 
 
 def client_rng(seed: int, server_round: int, client: int, stream: int) -> np.random.Generator:

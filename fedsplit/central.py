@@ -31,6 +31,9 @@ def _fmt_acc(v: float | None) -> str:
 
 def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] = print) -> dict:
     """Train cfg's strategy centrally; write runs/<name>/results.json and report.md; return the results."""
+    if cfg.protection.noise_sigma:
+        raise ValueError("protection.noise_sigma: client noise is a setting of federated clients; fedsplit train "
+                         "has none (use fedsplit run, or fedsplit privacy for what it hides)")
     start = time.perf_counter()
     out = cfg.run_dir()
     out.mkdir(parents=True, exist_ok=True)

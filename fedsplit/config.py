@@ -18,6 +18,7 @@ from fedsplit.frequency import DUETFACE_CLIENT_CHANNELS, NUM_FREQUENCIES, UPSAMP
 
 
 HEADS = ("arcface", "cosface")
+PRIVACY_ATTACKS = ("look", "analytic", "learned", "masks")  # see fedsplit/privacy/suite.py
 
 
 class ConfigError(ValueError):
@@ -60,7 +61,14 @@ class ProtectionConfig:
     partialface_ranks_per_image: int = 3  # partialface: ranks a given face may ever be sent as (r)
     partialface_permutations: int = 3  # partialface: candidate channel orders within a rank
     partialface_key: int = 0  # partialface: the clients' shared secret behind the ranks, orders and draws
+    # Additive Gaussian noise on what a client sends (grey levels): [] none, [s] every client, or one per client.
+    noise_sigma: list[float] = field(default_factory=list)
 
+    def client_noise(self, client: int) -> float:
+        """The noise sigma of one client (partition id)."""
+        if not self.noise_sigma:
+            return 0.0
+        return self.noise_sigma[0] if len(self.noise_sigma) == 1 else self.noise_sigma[client]
 
 
 @dataclass
@@ -110,6 +118,20 @@ class SimulationConfig:
 
 
 @dataclass
+class PrivacyConfig:
+    """`fedsplit privacy`: which strategies and attacks, on how many victims, with what attacker budget."""
+
+    strategies: list[str] = field(default_factory=lambda: ["rgb", "fd_all", "hf_only", "duetface", "partialface"])
+    upsample: list[int] = field(default_factory=lambda: [1])  # factors each frequency strategy is attacked at
+    attacks: list[str] = field(default_factory=lambda: ["look", "analytic", "learned", "masks"])
+    victims: int = 160  # held-out faces attacked (whole identities first)
+    aux_faces: int | None = 1500  # the attacker's auxiliary faces, from the training identities (null: all)
+    recogniser_steps: int = 300  # the attacker's face recogniser, trained on clean auxiliary faces
+    learned_steps: int = 300  # each learned inversion (the same budget for every strategy)
+    client_warmup_steps: int | None = None  # duetface's client model (null: as a run warms it up)
+
+
+@dataclass
 class Config:
     """A whole run."""
 
@@ -121,6 +143,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     output: str = "runs"
 
     def run_dir(self) -> Path:
@@ -257,6 +280,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"protection.partialface_rank_channels: {pr.partialface_ranks} ranks x "
                           f"{pr.partialface_rank_channels} channels exceed the {server_count} server channels per "
                           f"colour left by protection.client_channels")
+    if pr.noise_sigma and len(pr.noise_sigma) not in (1, p.clients):
+        raise ConfigError(f"protection.noise_sigma: give [] (none), one sigma, or one per client "
+                          f"({p.clients}), got {len(pr.noise_sigma)} values")
+    if any(v < 0 for v in pr.noise_sigma):
+        raise ConfigError(f"protection.noise_sigma: must be >= 0, got {pr.noise_sigma}")
     m = cfg.model
     if m.server not in SERVER_DEPTHS:
         raise ConfigError(f"model.server: must be one of {', '.join(SERVER_DEPTHS)}, got {m.server!r}")
@@ -304,6 +332,24 @@ def validate(cfg: Config) -> Config:
         if s.ray_num_cpus < s.client_cpus:
             raise ConfigError(f"simulation.ray_num_cpus: {s.ray_num_cpus} cannot hold one client of "
                               f"simulation.client_cpus={s.client_cpus}")
+    pv = cfg.privacy
+    for name in pv.strategies:
+        if name not in STRATEGIES:
+            raise ConfigError(f"privacy.strategies: unknown {name!r}; known: {', '.join(sorted(STRATEGIES))}")
+    for up in pv.upsample:
+        if up not in UPSAMPLE_FACTORS:
+            raise ConfigError(f"privacy.upsample: each factor must be one of {UPSAMPLE_FACTORS}, got {up}")
+    for attack in pv.attacks:
+        if attack not in PRIVACY_ATTACKS:
+            raise ConfigError(f"privacy.attacks: unknown {attack!r}; known: {', '.join(PRIVACY_ATTACKS)}")
+    if not pv.strategies or not pv.upsample:
+        raise ConfigError("privacy.strategies and privacy.upsample: must not be empty")
+    for key in ("victims", "recogniser_steps", "learned_steps"):
+        _positive(f"privacy.{key}", getattr(pv, key))
+    if pv.aux_faces is not None and pv.aux_faces < 2:
+        raise ConfigError(f"privacy.aux_faces: must be >= 2 or null, got {pv.aux_faces}")
+    if pv.client_warmup_steps is not None and pv.client_warmup_steps < 0:
+        raise ConfigError(f"privacy.client_warmup_steps: must be >= 0 or null, got {pv.client_warmup_steps}")
     return cfg
 
 

@@ -32,8 +32,9 @@ from fedsplit.data.splits import ClientShard, FaceSplits, build_splits, client_s
 from fedsplit.data.types import FACE_SIZE
 from fedsplit.plots import plot_clients, plot_rounds
 from fedsplit.protection import ClientNet, Strategy, make_strategy
+from fedsplit.protection.base import add_noise
 from fedsplit.traffic import Ledger
-from fedsplit.batches import PAYLOAD_STREAM, WARMUP_STREAM, client_batch, client_rng
+from fedsplit.batches import NOISE_STREAM, PAYLOAD_STREAM, WARMUP_STREAM, client_batch, client_rng
 from fedsplit.training import ClientWarmup, ServerTrainer, flip_faces, freeze, model_costs, to_tensors
 from fedsplit.verification import verify
 from strategies.split_training import PAYLOAD, SplitTraining
@@ -64,6 +65,11 @@ def _arrays(tensors: dict[str, torch.Tensor]) -> ArrayRecord:
 
 def _state_of(rec: ArrayRecord) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.array(rec[k].numpy())) for k in rec.keys()}
+
+
+def _noise_generator(seed: int, server_round: int, client: int) -> torch.Generator:
+    """The client's noise stream for one round (0: its held-out payloads), independent of the actor."""
+    return torch.Generator().manual_seed(int(client_rng(seed, server_round, client, NOISE_STREAM).integers(2**62)))
 
 
 def make_client_app(cfg: Config) -> ClientApp:
@@ -130,13 +136,18 @@ def make_client_app(cfg: Config) -> ClientApp:
         batches, size = int(conf["batches"]), int(conf["batch-size"])
         rng = client_rng(cfg.seed, int(conf["server-round"]), pid, PAYLOAD_STREAM)
         client = frozen_client(strategy, context)
+        sigma = cfg.protection.client_noise(pid)
+        noise = _noise_generator(cfg.seed, int(conf["server-round"]), pid) if sigma > 0 else None
         parts: dict[str, list[torch.Tensor]] = {}
         labels = []
         compute = 0.0  # the split and the client model, for the share of round time spent elsewhere
         for _ in range(batches):
             x, lm, local = client_batch(splits, shard, size, rng)
             t0 = time.perf_counter()
-            for k, t in strategy.encode(x, lm, client).items():
+            encoded = strategy.encode(x, lm, client)
+            if sigma > 0:
+                encoded = add_noise(strategy, encoded, sigma, noise)
+            for k, t in encoded.items():
                 parts.setdefault(k, []).append(t)
             compute += time.perf_counter() - t0
             labels.append(local)
@@ -146,8 +157,10 @@ def make_client_app(cfg: Config) -> ClientApp:
 
     @app.query("eval")
     def evaluate(msg: Message, context: Context) -> Message:
-        strategy, splits, shard, _ = setup(context)
+        strategy, splits, shard, pid = setup(context)
         client = frozen_client(strategy, context)
+        sigma = cfg.protection.client_noise(pid)
+        noise = _noise_generator(cfg.seed, 0, pid) if sigma > 0 else None
         out = RecordDict({"index": ArrayRecord({"face": Array(shard.eval_faces.astype(np.int64))})})
         views = {"eval": (splits.images[shard.eval_faces], splits.landmarks[shard.eval_faces])}
         if cfg.train.flip_tta:
@@ -156,7 +169,10 @@ def make_client_app(cfg: Config) -> ClientApp:
             parts: dict[str, list[torch.Tensor]] = {}
             for i in range(0, len(images), 64):
                 x, lm = to_tensors(images[i : i + 64], landmarks[i : i + 64])
-                for k, t in strategy.encode(x, lm, client).items():
+                encoded = strategy.encode(x, lm, client)
+                if sigma > 0:
+                    encoded = add_noise(strategy, encoded, sigma, noise)
+                for k, t in encoded.items():
                     parts.setdefault(k, []).append(t)
             out[name] = _arrays({k: torch.cat(v) for k, v in parts.items()})
         return Message(out, reply_to=msg)

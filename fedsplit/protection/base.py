@@ -181,3 +181,34 @@ def channels_in(channels: tuple[int, ...]) -> int:
 
 __all__ = ["STRATEGIES", "ClientNet", "Field", "NUM_FREQUENCIES", "ServerNet", "Strategy", "channels_in",
            "plane_size", "register"]
+
+
+# Payload parts that client noise perturbs: the face's own content. Masks, maps and the ROI are the
+# client model's output, not the face, and stay as they are.
+NOISY_PARTS = ("image", "all_channels", "server_channels")
+
+
+def add_noise(strategy: Strategy, payload: dict[str, torch.Tensor], sigma: torch.Tensor | float,
+              generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """The payload with N(0, sigma^2) added to its face content, sigma per sample (or one for all).
+
+    Units are those of the payload: grey levels (0-255) for images, and the same for DCT planes, whose
+    orthonormal transform keeps a pixel-level noise level. uint8 images are rounded and clipped back.
+    """
+    sigma = torch.as_tensor(sigma, dtype=torch.float64)
+    if not bool(torch.isfinite(sigma).all()) or bool((sigma < 0).any()):
+        raise ValueError(f"noise sigma must be finite and >= 0, got {sigma.tolist()}")
+    if not bool((sigma > 0).any()):
+        return payload
+    out = dict(payload)
+    for key, field in strategy.spec().items():
+        if field.part not in NOISY_PARTS:
+            continue
+        t = payload[key]
+        s = (sigma.expand(t.shape[0]) if sigma.ndim == 0 else sigma).to(t.device).view(-1, *([1] * (t.ndim - 1)))
+        noise = torch.randn(t.shape, generator=generator, dtype=torch.float64).to(t.device) * s
+        if t.dtype == torch.uint8:
+            out[key] = (t.double() + noise).round().clamp(0, 255).to(torch.uint8)
+        else:
+            out[key] = (t.double() + noise).to(t.dtype)
+    return out
