@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from fedsplit.config import Config
+from fedsplit.config import Config, same_config
 from fedsplit.batches import ClientBatches, MixedBatches
 from fedsplit.data.splits import build_splits, client_shards
 from fedsplit.data.types import FACE_SIZE
@@ -61,7 +61,7 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
     ckpt_path = out / CHECKPOINT
     if ckpt_path.exists() and not fresh:
         ckpt = torch.load(ckpt_path, weights_only=False, map_location="cpu")
-        if ckpt["config"] != cfg.to_dict():
+        if not same_config(ckpt["config"], cfg):
             raise ValueError(f"{ckpt_path} was written by a different config; pass --fresh to start over "
                              f"or choose another name")
         trainer.load_state_dict(ckpt["server"])

@@ -394,3 +394,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         return validate(cfg)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
+
+
+def config_from_dict(values: dict[str, Any], where: str = "a stored config") -> Config:
+    """A Config from plain data such as results.json's `config`; keys added since it was written take defaults."""
+    try:
+        return validate(_build(Config, values, ""))
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def same_config(stored: dict[str, Any], cfg: Config) -> bool:
+    """Whether plain data written by an earlier run (perhaps of an older schema) describes cfg."""
+    try:
+        return config_from_dict(stored).to_dict() == cfg.to_dict()
+    except ConfigError:
+        return False

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from fedsplit.central import train_central
-from fedsplit.config import Config, ConfigError, load_config
+from fedsplit.config import Config, ConfigError, load_config, same_config
 from fedsplit.federated import run_federated
 
 MODES = ("federated", "central by_client", "central mixed")
@@ -43,7 +43,7 @@ def _finished(cfg: Config) -> dict | None:
     path = cfg.run_dir() / "results.json"
     if path.exists():
         results = json.loads(path.read_text())
-        if results.get("config") == cfg.to_dict():
+        if same_config(results.get("config") or {}, cfg):
             return results
     return None
 
