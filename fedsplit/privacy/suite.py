@@ -1,0 +1,346 @@
+"""`fedsplit privacy`: every attack against every protection strategy, on one yardstick.
+
+Threat model: an honest-but-curious server. It follows the protocol but keeps and studies every payload
+it receives. It knows the whole pipeline (transform, channel split, upsample factor, the client model's
+architecture and weights, since it averaged them) and holds auxiliary public faces of other people
+(here: the run's training identities). It never holds a victim's image. Victims are the held-out
+identities, which reach the server only as payloads (as in `fedsplit run`).
+
+For each strategy and upsample factor the victims' payloads are made as their clients would make them
+(each client's noise setting included), then attacked:
+  look      the inverse transform of exactly what arrived, missing planes zero
+  analytic  regularised least squares over the known linear view (fedsplit.privacy.analytic)
+  learned   a U-Net trained by the attacker on its own auxiliary faces' payloads (fedsplit.privacy.learned),
+            with the analytic estimate as an extra input where there is one
+  masks     duetface only: the same U-Net from the masks alone
+and every recovery is scored by PSNR, SSIM and by an attacker face recogniser trained on clean
+auxiliary faces (fedsplit.privacy.identify). Calibration rows: `clean` (the victims' own images) and
+`noise` (uniform noise images) bound what identification can say.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fedsplit.config import PRIVACY_ATTACKS as ATTACKS
+from fedsplit.config import Config
+from fedsplit.data.splits import FaceSplits, build_splits, client_shards
+from fedsplit.data.types import images_to_tensor
+from fedsplit.frequency import NUM_FREQUENCIES
+from fedsplit.privacy.analytic import analytic_inversion
+from fedsplit.privacy.identify import (Recogniser, chance_level, embed, identification_top1, pair_verification,
+                                       train_recogniser)
+from fedsplit.privacy.learned import invert, payload_tensor, train_inversion
+from fedsplit.privacy.look import look
+from fedsplit.privacy.metrics import psnr, ssim
+from fedsplit.privacy.report import format_table, save_grid
+from fedsplit.protection import ClientNet, Strategy, make_strategy
+from fedsplit.protection.base import add_noise
+from fedsplit.training import ClientWarmup, freeze, random_flips, to_tensors
+
+_BATCH = 64
+# Per-image PSNR above this is an exact copy to float precision; capping keeps a mean finite and honest.
+PSNR_CAP = 100.0
+# The attacker does not hold partialface's key: it makes its auxiliary payloads under keys of its own.
+_ATTACKER_KEYS = 8
+
+
+@dataclasses.dataclass
+class Victims:
+    """The attacked faces: indices into the splits, identity labels and the client that holds each."""
+
+    faces: np.ndarray
+    labels: np.ndarray
+    client: np.ndarray
+    sigma: np.ndarray  # the noise sigma of each face's client
+
+    def images(self, splits: FaceSplits) -> torch.Tensor:
+        """The clean faces (V,3,112,112) on the [-1,1] scale."""
+        return images_to_tensor(splits.images[self.faces])
+
+
+def choose_victims(cfg: Config, splits: FaceSplits) -> Victims:
+    """Up to privacy.victims held-out faces, whole identities first, with the client that holds each."""
+    p = cfg.partition
+    shards = client_shards(splits, p.clients, p.scheme, p.alpha, cfg.seed)
+    owner = np.full(len(splits.labels), -1, np.int64)
+    for s in shards:
+        owner[s.eval_faces] = s.client
+    faces = splits.eval_faces
+    # Whole identities, in a seeded order, so that "other photo" identification has other photos to find.
+    ids = np.random.default_rng(cfg.seed).permutation(np.unique(splits.labels[faces]))
+    rank = {int(i): r for r, i in enumerate(ids)}
+    faces = faces[np.argsort([rank[int(lab)] for lab in splits.labels[faces]], kind="stable")][: cfg.privacy.victims]
+    client = owner[faces]
+    return Victims(faces=faces, labels=splits.labels[faces], client=client,
+                   sigma=np.array([cfg.protection.client_noise(int(c)) for c in client], np.float64))
+
+
+def _encode(strategy: Strategy, client: ClientNet | None, splits: FaceSplits, faces: np.ndarray,
+            sigma: np.ndarray, seed: int) -> dict[str, torch.Tensor]:
+    """Payloads of the given faces, batch by batch, each face with its client's noise."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    gen = torch.Generator().manual_seed(seed)
+    for i in range(0, len(faces), _BATCH):
+        idx = faces[i : i + _BATCH]
+        x, lm = to_tensors(splits.images[idx], splits.landmarks[idx])
+        payload = add_noise(strategy, strategy.encode(x, lm, client), torch.from_numpy(sigma[i : i + _BATCH]), gen)
+        for k, t in payload.items():
+            parts.setdefault(k, []).append(t)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def _client_model(cfg: Config, strategy: Strategy, splits: FaceSplits, aux: np.ndarray,
+                  log: Callable[[str], None]) -> ClientNet | None:
+    """The frozen client model the server knows: warmed up on the training faces as a run would be."""
+    if not strategy.uses_client_model:
+        return None
+    t = cfg.train
+    steps = cfg.privacy.client_warmup_steps
+    if steps is None:
+        steps = t.warmup_rounds * t.clients_per_round * t.warmup_local_steps
+    torch.manual_seed(cfg.seed)
+    client = ClientNet(strategy.protection, strategy.model)
+    classes = np.unique(splits.labels[aux], return_inverse=True)[1]
+    warm = ClientWarmup(strategy, client, int(classes.max()) + 1, cfg, max(steps, 1))
+    rng = np.random.default_rng(cfg.seed)
+    start = time.perf_counter()
+    for step in range(steps):
+        pick = rng.choice(len(aux), size=t.batch_size, replace=False)
+        images, landmarks = random_flips(splits.images[aux[pick]], splits.landmarks[aux[pick]], rng)
+        x, _ = to_tensors(images, landmarks)
+        loss = warm.step(x, torch.from_numpy(classes[pick]))
+        if (step + 1) % 100 == 0 or step + 1 == steps:
+            log(f"  client model warm-up {step + 1}/{steps}: loss {loss:.3f} ({time.perf_counter() - start:.0f} s)")
+    return freeze(client)
+
+
+def _planes_and_channels(strategy: Strategy, payload: dict[str, torch.Tensor],
+                         images: torch.Tensor | None = None) -> list[tuple[np.ndarray, torch.Tensor, tuple[int, ...]]]:
+    """Groups of (sample rows, planes in ascending channel order, channels) that the view explains.
+
+    partialface's channels differ per sample and are a client secret: `images` (the victims' own faces)
+    lets the evaluation ask the strategy which rank and order each sample got; an attacker without the
+    key cannot do this, so its look/analytic rows are an oracle upper bound (the docs say so).
+    """
+    name = strategy.name
+    if name == "fd_all":
+        return [(np.arange(len(payload["planes"])), payload["planes"], tuple(range(NUM_FREQUENCIES)))]
+    if name in ("hf_only", "duetface"):
+        return [(np.arange(len(payload["server_channels"])), payload["server_channels"], strategy.server_channels)]
+    if name == "partialface":
+        planes = payload["rank_channels"]
+        rank, order = strategy.choose(images)
+        s = strategy.rank_channels
+        sent = np.take_along_axis(strategy.ranks[rank], strategy.orders[order], axis=1)  # (B, s) frequencies
+        groups = []
+        for key in sorted({tuple(r) for r in sent.tolist()}):
+            rows = np.flatnonzero((sent == np.array(key)).all(axis=1))
+            sort = np.argsort(key)
+            p = planes[rows].view(len(rows), 3, s, *planes.shape[-2:])[:, :, torch.from_numpy(sort)]
+            groups.append((rows, p.flatten(1, 2), tuple(int(key[i]) for i in sort)))
+        return groups
+    return []
+
+
+def _attacker_payloads(cfg: Config, strategy: Strategy, client: ClientNet | None, splits: FaceSplits,
+                       aux: np.ndarray, sigma: np.ndarray) -> dict[str, torch.Tensor]:
+    """The payloads the attacker makes of its own auxiliary faces, as clients would (noise included).
+
+    partialface's ranks and orders hang on the clients' secret key, which the server lacks: it encodes
+    its faces under keys of its own instead, so its decoder must work whatever the partition is.
+    """
+    if strategy.name != "partialface":
+        return _encode(strategy, client, splits, aux, sigma, cfg.seed + 3)
+    parts: dict[str, list[torch.Tensor]] = {}
+    chunks = np.array_split(np.arange(len(aux)), _ATTACKER_KEYS)
+    for i, rows in enumerate(chunks):
+        key = cfg.protection.partialface_key + 1 + i  # any key but the clients'
+        own = make_strategy(dataclasses.replace(strategy.protection, partialface_key=key), strategy.model)
+        for k, t in _encode(own, client, splits, aux[rows], sigma[rows], cfg.seed + 3 + i).items():
+            parts.setdefault(k, []).append(t)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def _learned_inputs(strategy: Strategy, payload: dict[str, torch.Tensor], keys: list[str],
+                    upsample: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(input, extra) of the learned attack: the payload entries, and the look image where the view is known.
+
+    The look (inverse transform, missing planes zero) is a linear image of the planes that the attacker
+    computes for free; at upsample > 1 it stands in for the planes themselves, whose 112x112 size per
+    plane would cost gigabytes over the auxiliary set.
+    """
+    masks_only = all(k.startswith("mask_") for k in keys)
+    if masks_only or strategy.name == "partialface":
+        return payload_tensor(payload, keys), None
+    groups = _planes_and_channels(strategy, payload)
+    seen = _by_groups(groups, len(next(iter(payload.values()))), lambda p, c: look(p, c, upsample))
+    if upsample == 1:
+        return payload_tensor(payload, keys), seen
+    return seen, None
+
+
+def _by_groups(groups, batch: int, fn) -> torch.Tensor:  # noqa: ANN001 - internal
+    out = None
+    for rows, planes, channels in groups:
+        rec = fn(planes, channels)
+        if out is None:
+            out = torch.zeros(batch, *rec.shape[1:])
+        out[torch.from_numpy(rows)] = rec.float()
+    return out
+
+
+def mean_psnr(values: np.ndarray) -> float:
+    """Mean PSNR over images, each capped at PSNR_CAP dB (an exact copy has infinite PSNR); inf if all exact."""
+    values = np.asarray(values, np.float64)
+    if len(values) and np.isinf(values).all():
+        return float("inf")
+    return float(np.minimum(values, PSNR_CAP).mean())
+
+
+def _score(name: dict, recovered: torch.Tensor, originals: torch.Tensor, victims: Victims, recogniser: Recogniser,
+           gallery: torch.Tensor, split_clients: bool) -> list[dict]:
+    """Rows for one recovery: all victims, and per client when clients differ in their settings."""
+    emb = embed(recogniser, recovered.clamp(-1, 1))
+    p, s = psnr(recovered, originals), ssim(recovered, originals)
+    rows = []
+    groups = [(None, np.ones(len(victims.faces), bool))]
+    if split_clients:
+        groups += [(int(c), victims.client == c) for c in np.unique(victims.client)]
+    for client, keep in groups:
+        def _id(exclude: bool) -> float | None:
+            try:
+                return identification_top1(emb[keep], victims.labels[keep], gallery, victims.labels,
+                                           exclude_self=exclude, probe_ids=victims.faces[keep],
+                                           gallery_ids=victims.faces)
+            except ValueError:  # e.g. no other photo of any probe's identity
+                return None
+        try:
+            pv = pair_verification(emb[keep], gallery[keep], victims.labels[keep])
+        except ValueError:
+            pv = None
+        rows.append({**name, "client": client,
+                     "noise_sigma": None if client is None else float(victims.sigma[keep][0]),
+                     "victims": int(keep.sum()),
+                     "psnr": mean_psnr(p[keep]),
+                     "ssim": float(s[keep].mean()),
+                     "identification_top1": _id(False), "identification_top1_other": _id(True),
+                     "pair_verification": pv, "chance": chance_level(victims.labels)})
+    return rows
+
+
+def run_privacy(cfg: Config, log: Callable[[str], None] = print) -> dict:
+    """Run every configured attack on every configured strategy; write privacy.json, report.md and grids."""
+    start = time.perf_counter()
+    pc = cfg.privacy
+    out = cfg.run_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    splits = build_splits(cfg)
+    victims = choose_victims(cfg, splits)
+    aux = splits.train
+    if pc.aux_faces is not None and len(aux) > pc.aux_faces:
+        aux = np.sort(np.random.default_rng(cfg.seed).choice(aux, pc.aux_faces, replace=False))
+    split_clients = len(set(victims.sigma.tolist())) > 1
+    log(f"[{cfg.name}] privacy: {len(victims.faces)} victim faces of {len(np.unique(victims.labels))} identities, "
+        f"{len(aux)} auxiliary faces; data {splits.description}")
+
+    log(f"[{cfg.name}] attacker's recogniser on clean auxiliary faces ({pc.recogniser_steps} steps)")
+    recogniser = train_recogniser(splits.images[aux], splits.labels[aux], steps=pc.recogniser_steps, seed=cfg.seed,
+                                  log=lambda s: log("  " + s))
+    originals = victims.images(splits)
+    gallery = embed(recogniser, originals)
+    rows: list[dict] = []
+    calib = {"clean": originals,
+             "noise": torch.rand(originals.shape, generator=torch.Generator().manual_seed(cfg.seed)) * 2 - 1}
+    for attack, images in calib.items():
+        rows += _score({"strategy": "none", "upsample": None, "attack": attack, "seconds": 0.0}, images, originals,
+                       victims, recogniser, gallery, False)
+    grids = {}
+    prior = images_to_tensor(splits.images[aux]).mean(0)
+    aux_sigma = np.random.default_rng(cfg.seed + 1).choice(victims.sigma, len(aux)) if split_clients else \
+        np.full(len(aux), victims.sigma[0] if len(victims.sigma) else 0.0)
+    for name in pc.strategies:
+        for up in (pc.upsample if name != "rgb" else [1]):
+            protection = dataclasses.replace(cfg.protection, strategy=name, upsample=up)
+            strategy = make_strategy(protection, cfg.model)
+            log(f"[{cfg.name}] {name} at upsample {up}: {strategy.description}")
+            client = _client_model(cfg, strategy, splits, aux, log)
+            victim_payload = _encode(strategy, client, splits, victims.faces, victims.sigma, cfg.seed + 2)
+            columns = {"original": originals}
+            recovered: dict[str, torch.Tensor] = {}
+            seconds: dict[str, float] = {}
+            groups = _planes_and_channels(strategy, victim_payload, originals)
+            if name == "rgb":
+                recovered["look"] = images_to_tensor(victim_payload["image"].permute(0, 2, 3, 1).numpy())
+            elif groups:
+                if "look" in pc.attacks:
+                    t0 = time.perf_counter()
+                    recovered["look"] = _by_groups(groups, len(victims.faces), lambda p, c: look(p, c, up))
+                    seconds["look"] = time.perf_counter() - t0
+                if "analytic" in pc.attacks:
+                    t0 = time.perf_counter()
+                    recovered["analytic"] = _by_groups(
+                        groups, len(victims.faces), lambda p, c: analytic_inversion(p, c, up, prior=prior))
+                    seconds["analytic"] = time.perf_counter() - t0
+            learned_sets = []
+            if "learned" in pc.attacks and name != "rgb":
+                learned_sets.append(("learned", [k for k in strategy.spec() if not k.startswith("mask_")]))
+            if "masks" in pc.attacks and any(k.startswith("mask_") for k in strategy.spec()):
+                learned_sets.append(("masks", [k for k in strategy.spec() if k.startswith("mask_")]))
+            if learned_sets:
+                aux_payload = _attacker_payloads(cfg, strategy, client, splits, aux, aux_sigma)
+                targets = images_to_tensor(splits.images[aux])
+                for attack, keys in learned_sets:
+                    t0 = time.perf_counter()
+                    inputs = {"aux": _learned_inputs(strategy, aux_payload, keys, up),
+                              "victims": _learned_inputs(strategy, victim_payload, keys, up)}
+                    net = train_inversion(inputs["aux"][0], targets, extra=inputs["aux"][1], steps=pc.learned_steps,
+                                          seed=cfg.seed, log=lambda s: log("  " + s))
+                    recovered[attack] = invert(net, *inputs["victims"])
+                    seconds[attack] = time.perf_counter() - t0
+            for attack, images in recovered.items():
+                if attack not in pc.attacks and not (name == "rgb" and attack == "look"):
+                    continue
+                columns[attack] = images
+                rows += _score({"strategy": name, "upsample": up if name != "rgb" else None, "attack": attack,
+                                "seconds": round(seconds.get(attack, 0.0), 2)},
+                               images, originals, victims, recogniser, gallery, split_clients)
+                r = rows[-1 - (len(np.unique(victims.client)) if split_clients else 0)]
+                log(f"  {attack:9s} PSNR {r['psnr']:.2f} dB  SSIM {r['ssim']:.3f}  top-1 "
+                    f"{100 * (r['identification_top1'] or 0):.1f}% (chance {100 * r['chance']:.1f}%)")
+            tag = f"{name}" if name == "rgb" else f"{name}_up{up}"
+            grids[tag] = str(save_grid(out / f"grid_{tag}.png", columns).name)
+
+    results = {"rows": rows, "grids": grids, "victims": int(len(victims.faces)),
+               "victim_identities": int(len(np.unique(victims.labels))), "aux_faces": int(len(aux)),
+               "data": splits.description, "wall_seconds": round(time.perf_counter() - start, 1),
+               "config": cfg.to_dict()}
+    (out / "privacy.json").write_text(json.dumps(results, indent=2, default=float))
+    report = format_report(results)
+    (out / "report.md").write_text(report)
+    log(format_table(rows))
+    log(f"wrote {out / 'privacy.json'}, {out / 'report.md'} and {len(grids)} grids")
+    return results
+
+
+def format_report(results: dict) -> str:
+    """report.md: what was attacked, the table and the grids."""
+    lines = [f"# Privacy: {results['config']['name']}", "",
+             f"data: {results['data']}; {results['victims']} victim faces of {results['victim_identities']} "
+             f"identities; {results['aux_faces']} auxiliary faces for the attacker; {results['wall_seconds']:.0f} s", "",
+             format_table(results["rows"]), ""]
+    for tag, png in results["grids"].items():
+        lines += [f"## {tag}", "", f"![{tag}]({png})", ""]
+    return "\n".join(lines)
+
+
+def write_path(cfg: Config) -> Path:
+    """Where privacy.json goes."""
+    return cfg.run_dir() / "privacy.json"

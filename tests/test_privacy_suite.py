@@ -1,0 +1,80 @@
+"""`fedsplit privacy` end to end on a tiny synthetic config: the contract of privacy.json and the calibration."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from fedsplit.config import load_config
+from fedsplit.privacy.suite import mean_psnr, run_privacy
+
+TINY = ["data.identities=24", "data.eval_identities=6", "data.images_per_identity=6", "data.eval_pairs=40",
+        "partition.clients=2", "train.clients_per_round=2", "model.client_width=0.25", "privacy.victims=24",
+        "privacy.aux_faces=60", "privacy.recogniser_steps=15", "privacy.learned_steps=4",
+        "privacy.client_warmup_steps=4", "privacy.strategies=[rgb, fd_all, hf_only, duetface, partialface]",
+        "protection.noise_sigma=[0, 40]"]
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    cfg = load_config(None, [*TINY, "name=p", f"output={tmp_path_factory.mktemp('privacy')}"])
+    return cfg, run_privacy(cfg, log=lambda s: None)
+
+
+def _rows(results, **match):
+    return [r for r in results["rows"] if all(r.get(k) == v for k, v in match.items())]
+
+
+def test_every_row_has_the_contract_keys(result):
+    cfg, results = result
+    saved = json.loads((cfg.run_dir() / "privacy.json").read_text())
+    assert len(saved["rows"]) == len(results["rows"]) > 0
+    for r in saved["rows"]:
+        assert {"strategy", "upsample", "attack", "psnr", "ssim", "identification_top1", "chance"} <= set(r)
+    attacks = {(r["strategy"], r["attack"]) for r in results["rows"] if r["client"] is None}
+    assert {("none", "clean"), ("none", "noise"), ("rgb", "look")} <= attacks
+    for s in ("fd_all", "hf_only", "duetface", "partialface"):
+        assert {(s, "look"), (s, "analytic"), (s, "learned")} <= attacks, s
+    assert ("duetface", "masks") in attacks and ("hf_only", "masks") not in attacks
+
+
+def test_calibration_rows_land_where_they_must(result):
+    _, results = result
+    clean = _rows(results, attack="clean", client=None)[0]
+    noise = _rows(results, attack="noise", client=None)[0]
+    assert clean["identification_top1"] == 1.0 and clean["psnr"] == float("inf") and clean["ssim"] == 1.0
+    assert noise["identification_top1"] < 3 * noise["chance"]
+    assert noise["psnr"] < 10
+
+
+def test_analytic_attack_is_exact_on_fd_all_for_the_clean_client(result):
+    _, results = result
+    clean_client = _rows(results, strategy="fd_all", attack="analytic", noise_sigma=0.0)[0]
+    noisy_client = _rows(results, strategy="fd_all", attack="analytic", noise_sigma=40.0)[0]
+    assert clean_client["psnr"] > 40
+    assert noisy_client["psnr"] < clean_client["psnr"] - 15  # the client's noise is what protects it
+
+
+def test_results_are_broken_down_per_client(result):
+    _, results = result
+    per_client = _rows(results, strategy="hf_only", attack="look")
+    assert sorted((r["client"], r["noise_sigma"]) for r in per_client if r["client"] is not None) == [(0, 0.0), (1, 40.0)]
+    total = _rows(results, strategy="hf_only", attack="look", client=None)[0]
+    assert sum(r["victims"] for r in per_client if r["client"] is not None) == total["victims"]
+
+
+def test_grids_and_report_are_written(result):
+    cfg, results = result
+    for name in ("rgb", "fd_all_up1", "duetface_up1", "partialface_up1"):
+        image = cv2.imread(str(cfg.run_dir() / results["grids"][name]))
+        assert image is not None and image.shape[0] > 112
+    report = (cfg.run_dir() / "report.md").read_text()
+    assert "| strategy | upsample | attack |" in report and "grid_duetface_up1.png" in report
+
+
+def test_mean_psnr_caps_exact_copies():
+    assert mean_psnr(np.array([np.inf, 20.0])) == pytest.approx(60.0)
+    assert mean_psnr(np.array([np.inf, np.inf])) == float("inf")
