@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         "for each strategy in privacy.strategies at each factor in privacy.upsample, attack them (look: the inverse "
         "transform of what arrived; analytic: regularised least squares over the known linear view; learned: a "
         "U-Net the attacker trains on its auxiliary faces; masks: the same from duetface's masks alone) and score "
-        "the recoveries by PSNR, SSIM and an attacker face recogniser. Writes runs/<name>/privacy.json, report.md "
+        "the recoveries by PSNR, SSIM and an attacker face recogniser. Writes runs/<name>/privacy/privacy.json, report.md "
         "and grid_*.png. Keys: configs/README.md (privacy section).",
     )
     _config_arguments(privacy, "privacy.upsample=[1,8]")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fedsplit.config import load_config
-from fedsplit.privacy.suite import mean_psnr, run_privacy
+from fedsplit.privacy.suite import mean_psnr, output_dir, run_privacy
 
 TINY = ["data.identities=24", "data.eval_identities=6", "data.images_per_identity=6", "data.eval_pairs=40",
         "partition.clients=2", "train.clients_per_round=2", "model.client_width=0.25", "privacy.victims=24",
@@ -30,7 +30,7 @@ def _rows(results, **match):
 
 def test_every_row_has_the_contract_keys(result):
     cfg, results = result
-    saved = json.loads((cfg.run_dir() / "privacy.json").read_text())
+    saved = json.loads((output_dir(cfg) / "privacy.json").read_text())
     assert len(saved["rows"]) == len(results["rows"]) > 0
     for r in saved["rows"]:
         assert {"strategy", "upsample", "attack", "psnr", "ssim", "identification_top1", "chance"} <= set(r)
@@ -69,9 +69,9 @@ def test_results_are_broken_down_per_client(result):
 def test_grids_and_report_are_written(result):
     cfg, results = result
     for name in ("rgb", "fd_all_up1", "duetface_up1", "partialface_up1"):
-        image = cv2.imread(str(cfg.run_dir() / results["grids"][name]))
+        image = cv2.imread(str(output_dir(cfg) / results["grids"][name]))
         assert image is not None and image.shape[0] > 112
-    report = (cfg.run_dir() / "report.md").read_text()
+    report = (output_dir(cfg) / "report.md").read_text()
     assert "| strategy | upsample | attack |" in report and "grid_duetface_up1.png" in report
 
 

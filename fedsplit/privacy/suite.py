@@ -240,7 +240,7 @@ def run_privacy(cfg: Config, log: Callable[[str], None] = print) -> dict:
     """Run every configured attack on every configured strategy; write privacy.json, report.md and grids."""
     start = time.perf_counter()
     pc = cfg.privacy
-    out = cfg.run_dir()
+    out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     splits = build_splits(cfg)
     victims = choose_victims(cfg, splits)
@@ -341,6 +341,6 @@ def format_report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def write_path(cfg: Config) -> Path:
-    """Where privacy.json goes."""
-    return cfg.run_dir() / "privacy.json"
+def output_dir(cfg: Config) -> Path:
+    """runs/<name>/privacy: beside, not over, the outputs of `fedsplit run` / `train` of the same name."""
+    return cfg.run_dir() / "privacy"
