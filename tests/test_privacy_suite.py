@@ -78,3 +78,24 @@ def test_grids_and_report_are_written(result):
 def test_mean_psnr_caps_exact_copies():
     assert mean_psnr(np.array([np.inf, 20.0])) == pytest.approx(60.0)
     assert mean_psnr(np.array([np.inf, np.inf])) == float("inf")
+
+
+def test_partialface_oracle_names_the_channels_each_face_sent():
+    import torch
+
+    from fedsplit.data.splits import build_splits
+    from fedsplit.frequency import dct_split
+    from fedsplit.privacy.suite import _encode, _planes_and_channels
+    from fedsplit.protection import make_strategy
+
+    cfg = load_config(None, [*TINY, "protection.strategy=partialface", "protection.upsample=1"])
+    splits = build_splits(cfg)
+    faces = splits.eval_faces[:100]  # more than one encoding batch
+    strategy = make_strategy(cfg.protection, cfg.model)
+    payload = _encode(strategy, None, splits, faces, np.zeros(len(faces)), 0)
+    images = torch.from_numpy(splits.images[faces]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    groups = _planes_and_channels(strategy, payload, images)
+    assert sum(len(rows) for rows, _, _ in groups) == len(faces)
+    for rows, planes, channels in groups:
+        expected = dct_split(images[rows], tuple(k for k in range(64) if k not in channels), 1)[1]
+        assert torch.allclose(planes, expected, atol=1e-3), channels

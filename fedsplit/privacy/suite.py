@@ -138,7 +138,9 @@ def _planes_and_channels(strategy: Strategy, payload: dict[str, torch.Tensor],
         return [(np.arange(len(payload["server_channels"])), payload["server_channels"], strategy.server_channels)]
     if name == "partialface":
         planes = payload["rank_channels"]
-        rank, order = strategy.choose(images)
+        # The draws hang on each encoded batch, so ask batch by batch as _encode made them.
+        picks = [strategy.choose(images[i : i + _BATCH]) for i in range(0, len(images), _BATCH)]
+        rank, order = (np.concatenate([p[j] for p in picks]) for j in (0, 1))
         s = strategy.rank_channels
         sent = np.take_along_axis(strategy.ranks[rank], strategy.orders[order], axis=1)  # (B, s) frequencies
         groups = []
