@@ -90,7 +90,8 @@ def test_partialface_oracle_names_the_channels_each_face_sent():
 
     cfg = load_config(None, [*TINY, "protection.strategy=partialface", "protection.upsample=1"])
     splits = build_splits(cfg)
-    faces = splits.eval_faces[:100]  # more than one encoding batch
+    faces = splits.train[:100]  # more than one encoding batch
+    assert len(faces) == 100
     strategy = make_strategy(cfg.protection, cfg.model)
     payload = _encode(strategy, None, splits, faces, np.zeros(len(faces)), 0)
     images = torch.from_numpy(splits.images[faces]).permute(0, 3, 1, 2).float() / 127.5 - 1
