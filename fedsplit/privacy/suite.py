@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fedsplit.config import PRIVACY_ATTACKS as ATTACKS
 from fedsplit.config import Config
 from fedsplit.data.splits import FaceSplits, build_splits, client_shards
 from fedsplit.data.types import images_to_tensor
@@ -276,7 +275,8 @@ def run_privacy(cfg: Config, log: Callable[[str], None] = print) -> dict:
         rows += _score({"strategy": "none", "upsample": None, "attack": attack, "seconds": 0.0}, images, originals,
                        victims, recogniser, gallery, False)
     grids = {}
-    prior = images_to_tensor(splits.images[aux]).mean(0)
+    aux_images = images_to_tensor(splits.images[aux])  # the learned attacks' targets; their mean is the prior
+    prior = aux_images.mean(0)
     aux_sigma = np.random.default_rng(cfg.seed + 1).choice(victims.sigma, len(aux)) if split_clients else \
         np.full(len(aux), victims.sigma[0] if len(victims.sigma) else 0.0)
     for name in pc.strategies:
@@ -310,11 +310,10 @@ def run_privacy(cfg: Config, log: Callable[[str], None] = print) -> dict:
             if learned_sets:
                 t0 = time.perf_counter()
                 aux_inputs = _attacker_inputs(cfg, strategy, client, splits, aux, aux_sigma, learned_sets, up)
-                targets = images_to_tensor(splits.images[aux])
                 shared = (time.perf_counter() - t0) / len(learned_sets)
                 for attack, keys in learned_sets:
                     t0 = time.perf_counter()
-                    net = train_inversion(*aux_inputs[attack][:1], targets, extra=aux_inputs[attack][1],
+                    net = train_inversion(aux_inputs[attack][0], aux_images, extra=aux_inputs[attack][1],
                                           steps=pc.learned_steps, seed=cfg.seed, log=lambda s: log("  " + s))
                     recovered[attack] = invert(net, *_learned_inputs(strategy, victim_payload, keys, up))
                     seconds[attack] = shared + time.perf_counter() - t0
@@ -322,10 +321,11 @@ def run_privacy(cfg: Config, log: Callable[[str], None] = print) -> dict:
                 if attack not in pc.attacks and not (name == "rgb" and attack == "look"):
                     continue
                 columns[attack] = images
-                rows += _score({"strategy": name, "upsample": up if name != "rgb" else None, "attack": attack,
-                                "seconds": round(seconds.get(attack, 0.0), 2)},
-                               images, originals, victims, recogniser, gallery, split_clients)
-                r = rows[-1 - (len(np.unique(victims.client)) if split_clients else 0)]
+                scored = _score({"strategy": name, "upsample": up if name != "rgb" else None, "attack": attack,
+                                 "seconds": round(seconds.get(attack, 0.0), 2)},
+                                images, originals, victims, recogniser, gallery, split_clients)
+                rows += scored
+                r = scored[0]  # all victims; per-client rows follow it
                 log(f"  {attack:9s} PSNR {r['psnr']:.2f} dB  SSIM {r['ssim']:.3f}  top-1 "
                     f"{100 * (r['identification_top1'] or 0):.1f}% (chance {100 * r['chance']:.1f}%)")
             tag = f"{name}" if name == "rgb" else f"{name}_up{up}"
