@@ -28,13 +28,7 @@ CLIENT_CH = 30
 SERVER_CH = 162
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Leave the other core free and make timings steady."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _roi(batch: int, side: int) -> torch.Tensor:

@@ -15,13 +15,7 @@ from fedsplit.training import ServerTrainer, flip_faces, to_tensors
 SMALL = ["model.server_width=0.125", "model.embedding=32", "train.batch_size=8"]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # On a loaded 2-core machine two torch threads wait on each other: a tiny step takes seconds, not 0.1 s.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _setup(*sets: str):

@@ -17,13 +17,7 @@ from fedsplit.privacy.operator import ALL_CHANNELS, ServerView
 SERVER = server_channels(DUETFACE_CLIENT_CHANNELS)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small batched matmuls on a shared 2-core machine run many times slower with two threads fighting.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _faces(n: int = 2, seed: int = 5, first: int = 0) -> torch.Tensor:
