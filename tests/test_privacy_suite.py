@@ -100,3 +100,37 @@ def test_partialface_oracle_names_the_channels_each_face_sent():
     for rows, planes, channels in groups:
         expected = dct_split(images[rows], tuple(k for k in range(64) if k not in channels), 1)[1]
         assert torch.allclose(planes, expected, atol=1e-3), channels
+
+
+def test_duetface_planes_are_attacked_once_and_its_masks_on_their_own(result):
+    _, results = result
+    for attack in ("look", "analytic", "learned"):
+        hf = _rows(results, strategy="hf_only", attack=attack)
+        duet = _rows(results, strategy="duetface", attack=attack)
+        keys = ("client", "psnr", "ssim", "identification_top1")
+        assert [tuple(r[k] for k in keys) for r in hf] == [tuple(r[k] for k in keys) for r in duet], attack
+    masks = _rows(results, strategy="duetface", attack="masks", client=None)[0]
+    learned = _rows(results, strategy="duetface", attack="learned", client=None)[0]
+    assert masks["psnr"] != learned["psnr"]
+
+
+def test_learned_attack_at_upsample_8_starts_from_the_analytic_estimate():
+    import dataclasses
+
+    import torch
+
+    from fedsplit.data.splits import build_splits
+    from fedsplit.privacy.analytic import analytic_inversion
+    from fedsplit.privacy.suite import _encode, _learned_inputs
+    from fedsplit.protection import make_strategy
+
+    cfg = load_config(None, TINY)
+    splits = build_splits(cfg)
+    faces = splits.train[:3]
+    strategy = make_strategy(dataclasses.replace(cfg.protection, strategy="hf_only", upsample=8), cfg.model)
+    payload = _encode(strategy, None, splits, faces, np.zeros(len(faces)), 0)
+    prior = torch.zeros(3, 112, 112)
+    x, extra = _learned_inputs(strategy, payload, ["server_channels"], 8, prior)
+    assert extra is None and x.shape == (3, 3, 112, 112)  # a face per sample, not 162 planes of 112x112
+    expected = analytic_inversion(payload["server_channels"], strategy.server_channels, 8, prior=prior)
+    assert torch.allclose(x, expected, atol=1e-5)

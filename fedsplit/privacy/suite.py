@@ -10,8 +10,8 @@ For each strategy and upsample factor the victims' payloads are made as their cl
 (each client's noise setting included), then attacked:
   look      the inverse transform of exactly what arrived, missing planes zero
   analytic  regularised least squares over the known linear view (fedsplit.privacy.analytic)
-  learned   a U-Net trained by the attacker on its own auxiliary faces' payloads (fedsplit.privacy.learned),
-            with the analytic estimate as an extra input where there is one
+  learned   a U-Net trained by the attacker on its own auxiliary faces' payloads (fedsplit.privacy.learned):
+            at upsample 1 the planes with the look image beside them, at upsample > 1 the analytic estimate
   masks     duetface only: the same U-Net from the masks alone
 and every recovery is scored by PSNR, SSIM and by an attacker face recogniser trained on clean
 auxiliary faces (fedsplit.privacy.identify). Calibration rows: `clean` (the victims' own images) and
@@ -166,37 +166,38 @@ def _attacker_payloads(cfg: Config, strategy: Strategy, client: ClientNet | None
 
 
 def _attacker_inputs(cfg: Config, strategy: Strategy, client: ClientNet | None, splits: FaceSplits, aux: np.ndarray,
-                     sigma: np.ndarray, learned_sets: list[tuple[str, list[str]]],
-                     upsample: int) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+                     sigma: np.ndarray, learned_sets: list[tuple[str, list[str]]], upsample: int,
+                     prior: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
     """The learned attacks' training inputs, made group by group: at upsample 8 the planes of 1,500
     faces would take 12 GB, their look images 0.2 GB."""
     parts: dict[str, tuple[list, list]] = {attack: ([], []) for attack, _ in learned_sets}
     for group, rows in enumerate(np.array_split(np.arange(len(aux)), _ATTACKER_KEYS)):
         payload = _attacker_payloads(cfg, strategy, client, splits, aux[rows], sigma[rows], group)
         for attack, keys in learned_sets:
-            x, extra = _learned_inputs(strategy, payload, keys, upsample)
+            x, extra = _learned_inputs(strategy, payload, keys, upsample, prior)
             parts[attack][0].append(x)
             parts[attack][1].append(extra)
     return {attack: (torch.cat(xs), None if extras[0] is None else torch.cat(extras))
             for attack, (xs, extras) in parts.items()}
 
 
-def _learned_inputs(strategy: Strategy, payload: dict[str, torch.Tensor], keys: list[str],
-                    upsample: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(input, extra) of the learned attack: the payload entries, and the look image where the view is known.
+def _learned_inputs(strategy: Strategy, payload: dict[str, torch.Tensor], keys: list[str], upsample: int,
+                    prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(input, extra) of the learned attack: the payload entries, and an image the attacker can compute.
 
-    The look (inverse transform, missing planes zero) is a linear image of the planes that the attacker
-    computes for free; at upsample > 1 it stands in for the planes themselves, whose 112x112 size per
-    plane would cost gigabytes over the auxiliary set.
+    At upsample 1 that image is the look (inverse transform, missing planes zero), given beside the planes.
+    At upsample > 1 the planes are 112x112 each and would cost gigabytes over the auxiliary set; the
+    analytic estimate (a 112x112 face) stands in for them: it is what the planes say about the face, and
+    the decoder learns what the regularised solve gets wrong.
     """
     masks_only = all(k.startswith("mask_") for k in keys)
     if masks_only or strategy.name == "partialface":
         return payload_tensor(payload, keys), None
     groups = _planes_and_channels(strategy, payload)
-    seen = _by_groups(groups, len(next(iter(payload.values()))), lambda p, c: look(p, c, upsample))
+    batch = len(next(iter(payload.values())))
     if upsample == 1:
-        return payload_tensor(payload, keys), seen
-    return seen, None
+        return payload_tensor(payload, keys), _by_groups(groups, batch, lambda p, c: look(p, c, upsample))
+    return _by_groups(groups, batch, lambda p, c: analytic_inversion(p, c, upsample, prior=prior)), None
 
 
 def _by_groups(groups, batch: int, fn) -> torch.Tensor:  # noqa: ANN001 - internal
@@ -279,6 +280,7 @@ def run_privacy(cfg: Config, log: Callable[[str], None] = print) -> dict:
     prior = aux_images.mean(0)
     aux_sigma = np.random.default_rng(cfg.seed + 1).choice(victims.sigma, len(aux)) if split_clients else \
         np.full(len(aux), victims.sigma[0] if len(victims.sigma) else 0.0)
+    same_planes: dict[int, tuple] = {}  # upsample -> (strategy, its victims' planes, recoveries, seconds)
     for name in pc.strategies:
         for up in (pc.upsample if name != "rgb" else [1]):
             protection = dataclasses.replace(cfg.protection, strategy=name, upsample=up)
@@ -290,7 +292,13 @@ def run_privacy(cfg: Config, log: Callable[[str], None] = print) -> dict:
             recovered: dict[str, torch.Tensor] = {}
             seconds: dict[str, float] = {}
             groups = _planes_and_channels(strategy, victim_payload, originals)
-            if name == "rgb":
+            same = same_planes.get(up)
+            if same is not None and torch.equal(same[1], victim_payload.get("server_channels", torch.empty(0))):
+                # duetface sends hf_only's planes bit for bit: attacks on the planes alone cannot differ.
+                log(f"  the same planes as {same[0]}: its look, analytic and learned recoveries stand for these")
+                recovered.update(same[2])
+                seconds.update(same[3])
+            elif name == "rgb":
                 recovered["look"] = images_to_tensor(victim_payload["image"].permute(0, 2, 3, 1).numpy())
             elif groups:
                 if "look" in pc.attacks:
@@ -303,20 +311,24 @@ def run_privacy(cfg: Config, log: Callable[[str], None] = print) -> dict:
                         groups, len(victims.faces), lambda p, c: analytic_inversion(p, c, up, prior=prior))
                     seconds["analytic"] = time.perf_counter() - t0
             learned_sets = []
-            if "learned" in pc.attacks and name != "rgb":
+            if "learned" in pc.attacks and name != "rgb" and "learned" not in recovered:
                 learned_sets.append(("learned", [k for k in strategy.spec() if not k.startswith("mask_")]))
             if "masks" in pc.attacks and any(k.startswith("mask_") for k in strategy.spec()):
                 learned_sets.append(("masks", [k for k in strategy.spec() if k.startswith("mask_")]))
             if learned_sets:
                 t0 = time.perf_counter()
-                aux_inputs = _attacker_inputs(cfg, strategy, client, splits, aux, aux_sigma, learned_sets, up)
+                aux_inputs = _attacker_inputs(cfg, strategy, client, splits, aux, aux_sigma, learned_sets, up, prior)
                 shared = (time.perf_counter() - t0) / len(learned_sets)
                 for attack, keys in learned_sets:
                     t0 = time.perf_counter()
                     net = train_inversion(aux_inputs[attack][0], aux_images, extra=aux_inputs[attack][1],
                                           steps=pc.learned_steps, seed=cfg.seed, log=lambda s: log("  " + s))
-                    recovered[attack] = invert(net, *_learned_inputs(strategy, victim_payload, keys, up))
+                    recovered[attack] = invert(net, *_learned_inputs(strategy, victim_payload, keys, up, prior))
                     seconds[attack] = shared + time.perf_counter() - t0
+            if "server_channels" in victim_payload and up not in same_planes:
+                planes_only = [a for a in ("look", "analytic", "learned") if a in recovered]
+                same_planes[up] = (name, victim_payload["server_channels"], {a: recovered[a] for a in planes_only},
+                                   {a: seconds[a] for a in planes_only if a in seconds})
             for attack, images in recovered.items():
                 if attack not in pc.attacks and not (name == "rgb" and attack == "look"):
                     continue
