@@ -19,7 +19,8 @@ from fedsplit.batches import ClientBatches, MixedBatches
 from fedsplit.data.splits import build_splits, client_shards
 from fedsplit.data.types import FACE_SIZE
 from fedsplit.protection import ClientNet, make_strategy
-from fedsplit.training import ClientWarmup, ServerTrainer, evaluate, freeze, model_costs, resolve_device
+from fedsplit.training import (ClientWarmup, ServerTrainer, evaluate, freeze, load_client_model, model_costs,
+                               resolve_device, save_client_model)
 
 CHECKPOINT = "checkpoint.pt"
 RAW_IMAGE_BYTES = FACE_SIZE * FACE_SIZE * 3  # one uint8 RGB face
@@ -44,10 +45,18 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
     log(f"[{cfg.name}] {strategy.name}: {strategy.description} (on {resolve_device(t.device)})")
     log(f"[{cfg.name}] data {splits.description}")
 
-    client = ClientNet(cfg.protection, cfg.model).to(resolve_device(t.device)) if strategy.uses_client_model else None
+    if t.client_model is not None and not strategy.uses_client_model:
+        raise ValueError(f"train.client_model: strategy {strategy.name} has no client model")
+    given = t.client_model is not None  # a finished run's frozen client: no warm-up here
+    if given:
+        client = load_client_model(t.client_model, cfg).to(resolve_device(t.device))
+        save_client_model(client, cfg, out)  # each run folder holds the client model its results came from
+        log(f"[{cfg.name}] client model from {t.client_model} (frozen, no warm-up)")
+    else:
+        client = ClientNet(cfg.protection, cfg.model).to(resolve_device(t.device)) if strategy.uses_client_model else None
     trainer = ServerTrainer(strategy, cfg, splits.num_classes, client.map_channels if client else ())
-    warm_steps = t.warmup_rounds * t.clients_per_round * t.warmup_local_steps if client else 0
-    warm = ClientWarmup(strategy, client, splits.num_classes, cfg, warm_steps) if client else None
+    warm_steps = t.warmup_rounds * t.clients_per_round * t.warmup_local_steps if client and not given else 0
+    warm = ClientWarmup(strategy, client, splits.num_classes, cfg, warm_steps) if warm_steps else None
     batches = MixedBatches(splits, t.batch_size, cfg.seed)  # the warm-up's, and the server's unless by_client
     if t.central_batches == "by_client":
         p = cfg.partition
@@ -65,7 +74,7 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
             raise ValueError(f"{ckpt_path} was written by a different config; pass --fresh to start over "
                              f"or choose another name")
         trainer.load_state_dict(ckpt["server"])
-        if client is not None:
+        if warm is not None:
             client.load_state_dict(ckpt["client"])
             warm.head.load_state_dict(ckpt["warm_head"])
             warm.opt.load_state_dict(ckpt["warm_opt"])
@@ -81,14 +90,14 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
         ckpt = {"config": cfg.to_dict(), "server": trainer.state_dict(), "batches": batches.state(),
                 "server_batches": server_batches.state(),
                 "torch_rng": torch.get_rng_state(), "state": state}
-        if client is not None:
+        if warm is not None:
             ckpt.update(client=client.state_dict(), warm_head=warm.head.state_dict(), warm_opt=warm.opt.state_dict())
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(ckpt, tmp)
         tmp.replace(ckpt_path)  # atomic: an interrupted save never corrupts the last good checkpoint
 
     # 1. Client model warm-up, then frozen.
-    if client is not None:
+    if warm is not None:
         per_round = t.clients_per_round * t.warmup_local_steps
         while state["warmup_done"] < warm_steps:
             losses = []
@@ -100,6 +109,7 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
             log(f"[{cfg.name}] warm-up {len(state['warmup'])}/{t.warmup_rounds}  client loss {np.mean(losses):.3f}")
             save()
         freeze(client)
+        save_client_model(client, cfg, out)
 
     # 2. Server training, evaluated every eval_every rounds and after the last.
     verification = None
@@ -144,6 +154,7 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
         "raw_image_bytes": RAW_IMAGE_BYTES,
         "server_steps": trainer.steps,
         "warmup_steps": warm_steps,
+        "client_model": t.client_model,
         "data": splits.description,
         "epochs": state["epochs"],
         "warmup": state["warmup"],
@@ -178,6 +189,7 @@ def format_report(results: dict) -> str:
         f"| payload per image | {results['payload_bytes_per_image']:,} bytes "
         f"({results['payload_bytes_per_image'] / results['raw_image_bytes']:.1f}x a raw face) |",
         f"| server steps (warm-up steps) | {results['server_steps']} ({results['warmup_steps']}) |",
+        *([f"| client model | from {results['client_model']} (frozen) |"] if results.get("client_model") else []),
         f"| wall time | {results['wall_seconds']:.1f} s |",
         "",
         "| round | loss | accuracy |",

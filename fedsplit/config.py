@@ -102,6 +102,7 @@ class TrainConfig:
     step_milestones: list[float] = field(default_factory=lambda: [0.6, 0.85])  # step: fractions of all steps
     eval_every: int = 2  # rounds between evaluations (the last round is always evaluated)
     central_batches: str = "mixed"  # fedsplit train only: mixed (any training faces) | by_client (as federated)
+    client_model: str | None = None  # a finished run's directory or client_model.pt: used frozen, no warm-up
     flip_tta: bool = True
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
 
@@ -316,6 +317,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"train.weight_decay: must be >= 0, got {t.weight_decay}")
     if t.central_batches not in ("mixed", "by_client"):
         raise ConfigError(f"train.central_batches: must be 'mixed' or 'by_client', got {t.central_batches!r}")
+    if t.client_model is not None and (not isinstance(t.client_model, str) or not t.client_model.strip()):
+        raise ConfigError(f"train.client_model: must be a path or null, got {t.client_model!r}")
     if t.schedule not in ("cosine", "step"):
         raise ConfigError(f"train.schedule: must be 'cosine' or 'step', got {t.schedule!r}")
     if any(not 0.0 < f < 1.0 for f in t.step_milestones) or t.step_milestones != sorted(t.step_milestones):

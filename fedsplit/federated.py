@@ -35,8 +35,9 @@ from fedsplit.protection import ClientNet, Strategy, make_strategy
 from fedsplit.protection.base import add_noise
 from fedsplit.traffic import Ledger
 from fedsplit.batches import NOISE_STREAM, PAYLOAD_STREAM, WARMUP_STREAM, client_batch, client_rng
-from fedsplit.training import ClientWarmup, ServerTrainer, flip_faces, freeze, model_costs, to_tensors
-from fedsplit.verification import verify
+from fedsplit.training import (ClientWarmup, ServerTrainer, flip_faces, freeze, load_client_model, model_costs,
+                               save_client_model, to_tensors)
+from fedsplit.verification import evaluate_pairs, pair_decisions, pair_distances
 from strategies.split_training import PAYLOAD, SplitTraining
 from strategies.warmup import SeededFedAvg
 
@@ -327,7 +328,12 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
         # 1. Client-model warm-up with FedAvg, then frozen and installed on every client.
         client = None
         history: list[dict] = []
-        if strategy.uses_client_model:
+        if t.client_model is not None and not strategy.uses_client_model:
+            raise ValueError(f"train.client_model: strategy {strategy.name} has no client model")
+        if t.client_model is not None:
+            client = load_client_model(t.client_model, cfg)
+            log(f"[{cfg.name}] client model from {t.client_model} (frozen, no warm-up)")
+        elif strategy.uses_client_model:
             client = ClientNet(cfg.protection, cfg.model)
             if t.warmup_rounds > 0:
                 counting.phase = "warmup"
@@ -343,7 +349,9 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
                                     "downlink": ledger.total("downlink", rnd, "warmup"), "seconds": None})
                 log(f"[{cfg.name}] warm-up: {t.warmup_rounds} FedAvg rounds in {time.time() - r0:.1f} s, client loss "
                     f"{history[-1]['loss']:.3f}")
+        if client is not None:
             freeze(client)
+            save_client_model(client, cfg, cfg.run_dir())
             counting.phase = "setup"
             arrays = _arrays(client.state_dict())
             ask_all(counting, nodes, lambda: RecordDict({"arrays": arrays}), INSTALL, timeout,
@@ -356,6 +364,8 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
         # With more clients than held-out identities, some clients hold no held-out face at all.
         replies = [r for r in replies if len(r.content["index"]["face"].numpy())]
         index = np.concatenate([r.content["index"]["face"].numpy() for r in replies])
+        row_client = np.concatenate([np.full(len(r.content["index"]["face"].numpy()),
+                                             counting.node_client[r.metadata.src_node_id]) for r in replies])
         views = {name: {k: torch.cat([torch.from_numpy(r.content[name][k].numpy()) for r in replies]) for k in keys}
                  for name in (("eval", "eval_flipped") if t.flip_tta else ("eval",))}
         pairs, same, fold = splits.pairs, splits.same, splits.fold  # pairs of global face indices
@@ -373,8 +383,10 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
                 parts = [trainer.embed({k: v[i : i + 128] for k, v in payload.items()}) for i in range(0, len(index), 128)]
                 e = torch.nn.functional.normalize(torch.cat(parts), dim=1)
                 emb = e if emb is None else emb + e
-            v = verify(emb.numpy()[pair_rows[:, 0]], emb.numpy()[pair_rows[:, 1]], same, fold)
+            dist = pair_distances(emb.numpy()[pair_rows[:, 0]], emb.numpy()[pair_rows[:, 1]])
+            v = evaluate_pairs(dist, same, fold)
             out["verification"] = v
+            out["client_accuracy"] = client_accuracy(pair_decisions(dist, same, fold), same, row_client[pair_rows], cfg)
             return MetricRecord({"accuracy": v.accuracy, "accuracy_std": v.accuracy_std})
 
         # 2. Split training.
@@ -409,6 +421,21 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
         out["results"] = _write_outputs(cfg, out, start, log)
 
     return app
+
+
+def client_accuracy(correct: np.ndarray, same: np.ndarray, pair_clients: np.ndarray, cfg: Config) -> list[dict]:
+    """Verification accuracy over the pairs that hold a face of each client, with that client's noise sigma.
+
+    A pair is judged once, by the k-fold protocol of the whole evaluation; a pair of two clients' faces
+    counts for both. This is what each client's payload setting costs in recognising its own people.
+    """
+    rows = []
+    for c in range(cfg.partition.clients):
+        mine = (pair_clients == c).any(axis=1)
+        rows.append({"client": c, "noise_sigma": cfg.protection.client_noise(c), "pairs": int(mine.sum()),
+                     "positives": int(same[mine].sum()),
+                     "accuracy": float(correct[mine].mean()) if mine.any() else None})
+    return rows
 
 
 def _quiet_flower() -> None:
@@ -467,6 +494,7 @@ def _write_outputs(cfg: Config, out: dict[str, Any], start: float, log: Callable
         "bytes": ledger.summary(),
         "payload_bytes_per_image": strategy.payload_bytes_per_sample(),
         "raw_image_bytes": RAW_IMAGE_BYTES,
+        "client_accuracy": out["client_accuracy"],
         "server_steps": out["trainer"].steps, "failed_replies": out["split"].failures,
         "params": params, "macs": macs, "rounds": out["history"],
         "wall_seconds": round(time.time() - start, 2), "config": cfg.to_dict(),
@@ -509,8 +537,12 @@ def format_report(results: dict) -> str:
     ]
     for direction, parts in b["by_part"].items():
         lines += [f"| {direction} | {part} | {n:,} |" for part, n in parts.items()]
-    lines += ["", "| client | uplink | downlink |", "|---|---|---|"]
-    lines += [f"| {k} | {_mb(v['uplink'])} | {_mb(v['downlink'])} |" for k, v in b["per_client"].items()]
+    acc = {str(r["client"]): r for r in results["client_accuracy"]}
+    lines += ["", "| client | noise sigma | accuracy on its pairs (pairs) | uplink | downlink |", "|---|---|---|---|---|"]
+    for k, v in b["per_client"].items():
+        a = acc.get(k, {})
+        score = "-" if a.get("accuracy") is None else f"{100 * a['accuracy']:.1f}% ({a['pairs']})"
+        lines.append(f"| {k} | {a.get('noise_sigma', '-')} | {score} | {_mb(v['uplink'])} | {_mb(v['downlink'])} |")
     lines += ["", "| phase | round | loss | accuracy | uplink | downlink |", "|---|---|---|---|---|---|"]
     for r in results["rounds"]:
         acc = "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}%"

@@ -8,6 +8,7 @@ so equal step counts mean equal optimisation.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -109,6 +110,47 @@ class ClientWarmup:
         sgd_step(self.opt, loss, f"client warm-up loss at step {self.steps} (lr {lr:g})")
         self.steps += 1
         return loss.item()
+
+
+CLIENT_MODEL = "client_model.pt"
+# What a client model's weights and inputs depend on: a saved model fits a run only if these agree.
+_CLIENT_KEYS = (("protection", "client_channels"), ("protection", "upsample"), ("model", "client"),
+                ("model", "client_width"), ("model", "client_embedding"))
+
+
+def save_client_model(client: ClientNet, cfg: Config, run_dir: Path) -> Path:
+    """Write the frozen client model of a run, with its config, as run_dir/client_model.pt."""
+    path = Path(run_dir) / CLIENT_MODEL
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state": client.state_dict(), "config": cfg.to_dict()}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_client_model(source: str | Path, cfg: Config) -> ClientNet:
+    """The frozen client model saved by an earlier run (its directory or client_model.pt), checked against cfg."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / CLIENT_MODEL
+    if not path.is_file():
+        raise ValueError(f"train.client_model: {path} does not exist (a run writes it when its client model freezes)")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        state, stored = saved["state"], saved["config"]
+    except Exception as e:  # a truncated or foreign file
+        raise ValueError(f"train.client_model: {path} is not a saved client model ({e})") from e
+    mine = cfg.to_dict()
+    for section, key in _CLIENT_KEYS:
+        theirs = stored.get(section, {}).get(key)
+        if theirs != mine[section][key]:
+            raise ValueError(f"train.client_model: {path} was made with {section}.{key}={theirs!r}, "
+                             f"this run has {mine[section][key]!r}")
+    client = ClientNet(cfg.protection, cfg.model)
+    try:
+        client.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"train.client_model: {path} does not fit this client model: {e}") from e
+    return freeze(client)
 
 
 def freeze(client: ClientNet) -> ClientNet:

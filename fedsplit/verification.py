@@ -81,9 +81,8 @@ def tar_at_far(dist: np.ndarray, same: np.ndarray, far: float = 1e-3) -> tuple[f
     return float((pos < thr).mean()), f"threshold {thr:.4f} admits {allowed} of {len(neg)} negatives"
 
 
-def evaluate_pairs(dist: np.ndarray, same: np.ndarray, fold: np.ndarray | None = None, folds: int = 10,
-                   far: float = 1e-3) -> Verification:
-    """k-fold verification: pick the threshold on the other folds, score the held-out fold."""
+def _checked(dist: np.ndarray, same: np.ndarray, fold: np.ndarray | None,
+             folds: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     dist = np.asarray(dist, dtype=np.float64).reshape(-1)
     same = np.asarray(same, dtype=bool).reshape(-1)
     if dist.shape != same.shape:
@@ -103,18 +102,35 @@ def evaluate_pairs(dist: np.ndarray, same: np.ndarray, fold: np.ndarray | None =
     fold = np.asarray(fold).reshape(-1)
     if fold.shape != dist.shape:
         raise ValueError(f"fold ids {fold.shape} and distances {dist.shape} differ in length")
-    accs, thrs = [], []
+    return dist, same, fold
+
+
+def _held_out_thresholds(dist: np.ndarray, same: np.ndarray, fold: np.ndarray) -> dict[int, float]:
+    """Each fold's threshold, chosen on the other folds (on itself when there is one fold)."""
+    thrs = {}
     for f in np.unique(fold):
         test = fold == f
-        if test.all():  # a single fold: no held-out estimate is possible, score on itself
-            thr, _ = best_threshold(dist, same)
-        else:
-            thr, _ = best_threshold(dist[~test], same[~test])
-        accs.append(float(((dist[test] < thr) == same[test]).mean()))
-        thrs.append(thr)
+        thrs[int(f)] = best_threshold(dist, same)[0] if test.all() else best_threshold(dist[~test], same[~test])[0]
+    return thrs
+
+
+def pair_decisions(dist: np.ndarray, same: np.ndarray, fold: np.ndarray | None = None,
+                   folds: int = 10) -> np.ndarray:
+    """Whether the k-fold protocol judged each pair right: the decisions evaluate_pairs averages per fold."""
+    dist, same, fold = _checked(dist, same, fold, folds)
+    thrs = _held_out_thresholds(dist, same, fold)
+    return (dist < np.array([thrs[int(f)] for f in fold])) == same
+
+
+def evaluate_pairs(dist: np.ndarray, same: np.ndarray, fold: np.ndarray | None = None, folds: int = 10,
+                   far: float = 1e-3) -> Verification:
+    """k-fold verification: pick the threshold on the other folds, score the held-out fold."""
+    dist, same, fold = _checked(dist, same, fold, folds)
+    thrs = _held_out_thresholds(dist, same, fold)
+    accs = [float(((dist[fold == f] < thr) == same[fold == f]).mean()) for f, thr in thrs.items()]
     tar, note = tar_at_far(dist, same, far)
     return Verification(
-        accuracy=float(np.mean(accs)), accuracy_std=float(np.std(accs)), threshold=float(np.mean(thrs)),
+        accuracy=float(np.mean(accs)), accuracy_std=float(np.std(accs)), threshold=float(np.mean(list(thrs.values()))),
         tar_at_far=tar, far=far, tar_note=note, pairs=len(dist), positives=int(same.sum()),
         negatives=int((~same).sum()), folds=len(accs),
     )

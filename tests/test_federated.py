@@ -86,6 +86,27 @@ def test_results_contract(run):
     assert results["server_steps"] == 2 * 2 * 2
 
 
+def test_accuracy_is_broken_down_per_client(run):
+    cfg, results = run
+    rows = results["client_accuracy"]
+    assert [r["client"] for r in rows] == list(range(cfg.partition.clients))
+    assert all(r["pairs"] > 0 and 0 <= r["accuracy"] <= 1 for r in rows)
+    # every pair holds a face of some client, and pairs of two clients count for both
+    assert sum(r["pairs"] for r in rows) >= results["verification"]["pairs"]
+
+
+def test_client_accuracy_counts_each_pair_for_the_clients_it_holds():
+    from fedsplit.federated import client_accuracy
+
+    cfg = load_config(None, ["partition.clients=3", "train.clients_per_round=2", "protection.noise_sigma=[0, 5, 9]"])
+    correct = np.array([True, False, True, True])
+    same = np.array([True, True, False, False])
+    pair_clients = np.array([[0, 0], [1, 1], [0, 1], [1, 1]])
+    rows = client_accuracy(correct, same, pair_clients, cfg)
+    assert [(r["pairs"], r["positives"], r["noise_sigma"]) for r in rows] == [(2, 1, 0), (3, 1, 5), (0, 0, 9)]
+    assert rows[0]["accuracy"] == 1.0 and rows[1]["accuracy"] == pytest.approx(2 / 3) and rows[2]["accuracy"] is None
+
+
 def test_run_folder_has_every_output(run):
     import cv2
 
@@ -99,22 +120,25 @@ def test_run_folder_has_every_output(run):
         image = cv2.imread(str(folder / png))
         assert image is not None and image.shape[0] > 100, png
     assert "![bytes per client](clients.png)" in (folder / "report.md").read_text()
+    assert (folder / "client_model.pt").exists() == (cfg.protection.strategy == "duetface")
 
 
 def test_federation_changes_nothing_but_batch_composition(run, tmp_path):
-    """hf_only has no warm-up, so a centralized run with federated batches must retrace the federated run."""
+    """Given the same client model, a centralized run with federated batches must retrace the federated run."""
     from fedsplit.central import train_central
 
     cfg, fed = run
-    if cfg.protection.strategy != "hf_only":
-        pytest.skip("duetface's client model is warmed up differently (FedAvg vs centrally), so runs differ")
-    central = train_central(load_config(None, [*SMALL, "protection.strategy=hf_only", "name=c", f"output={tmp_path}",
-                                               "train.central_batches=by_client"]), log=lambda s: None)
+    name = cfg.protection.strategy
+    # duetface's client model is warmed up differently (FedAvg vs centrally): the central run takes the
+    # federated run's frozen client model, so that only the server training is compared.
+    given = [f"train.client_model={cfg.run_dir()}"] if name == "duetface" else []
+    central = train_central(load_config(None, [*SMALL, f"protection.strategy={name}", "name=c", f"output={tmp_path}",
+                                               "train.central_batches=by_client", *given]), log=lambda s: None)
     fed_losses = [r["loss"] for r in fed["rounds"] if r["phase"] == "split"]
     assert np.allclose([e["loss"] for e in central["epochs"]], fed_losses, rtol=1e-5, atol=0)
     assert central["accuracy"] == pytest.approx(fed["accuracy"], abs=1e-9)
-    mixed = train_central(load_config(None, [*SMALL, "protection.strategy=hf_only", "name=m", f"output={tmp_path}"]),
-                          log=lambda s: None)
+    mixed = train_central(load_config(None, [*SMALL, f"protection.strategy={name}", "name=m", f"output={tmp_path}",
+                                             *given]), log=lambda s: None)
     assert not np.allclose([e["loss"] for e in mixed["epochs"]], fed_losses, rtol=1e-3)  # the batches do matter
 
 

@@ -77,3 +77,33 @@ def test_a_checkpoint_of_another_config_is_not_silently_reused(tmp_path):
     other = load_config(None, [f"output={tmp_path}", "name=c", "protection.strategy=hf_only", *TINY, "train.lr=0.05"])
     with pytest.raises(ValueError, match="different config"):
         train_central(other, log=lambda s: None)
+
+
+def test_a_saved_client_model_is_reused_only_where_it_fits(tmp_path):
+    from fedsplit.training import CLIENT_MODEL, load_client_model
+
+    # by_client: the server's batches do not share a stream with the warm-up, which the second run skips
+    cfg = load_config(None, [f"output={tmp_path}", "name=warm", *TINY, "train.central_batches=by_client"])
+    first = train_central(cfg, fresh=True, log=lambda s: None)
+    saved = torch.load(tmp_path / "warm" / CLIENT_MODEL, weights_only=False)
+    given = load_config(None, [f"output={tmp_path}", "name=given", *TINY, "train.central_batches=by_client",
+                               f"train.client_model={tmp_path / 'warm'}"])
+    second = train_central(given, fresh=True, log=lambda s: None)
+    assert second["warmup_steps"] == 0 and second["warmup"] == []
+    # the frozen client it used (and saved again) is the one it was given, weight for weight
+    again = torch.load(tmp_path / "given" / CLIENT_MODEL, weights_only=False)
+    assert all(torch.equal(saved["state"][k], again["state"][k]) for k in saved["state"])
+    assert [e["loss"] for e in second["epochs"]] == [e["loss"] for e in first["epochs"]]
+
+    wrong = load_config(None, [*TINY, "model.client_width=0.5"])
+    with pytest.raises(ValueError, match=r"model\.client_width=0\.25"):
+        load_client_model(tmp_path / "warm", wrong)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_client_model(tmp_path / "nowhere", cfg)
+    (tmp_path / "broken.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="broken.pt is not a saved client model"):
+        load_client_model(tmp_path / "broken.pt", cfg)
+    hf = load_config(None, [f"output={tmp_path}", "name=hf", *TINY, "protection.strategy=hf_only",
+                            f"train.client_model={tmp_path / 'warm'}"])
+    with pytest.raises(ValueError, match="hf_only has no client model"):
+        train_central(hf, fresh=True, log=lambda s: None)

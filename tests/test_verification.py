@@ -72,3 +72,16 @@ def test_bad_input_is_named():
         verify(np.array([[np.nan, 1.0]] * 4), np.ones((4, 2)), np.array([1, 0, 1, 0], bool))
     with pytest.raises(ValueError, match="shape"):
         verify(np.ones((4, 2)), np.ones((3, 2)), np.ones(4, bool))
+
+
+def test_pair_decisions_are_what_each_fold_scores():
+    from fedsplit.verification import evaluate_pairs, pair_decisions
+
+    rng = np.random.default_rng(3)
+    same = rng.random(200) < 0.5
+    dist = np.where(same, rng.normal(1.0, 0.4, 200), rng.normal(1.8, 0.4, 200))
+    fold = np.arange(200) % 10
+    correct = pair_decisions(dist, same, fold)
+    assert correct.dtype == bool and 0.5 < correct.mean() < 1.0
+    v = evaluate_pairs(dist, same, fold)
+    assert v.accuracy == pytest.approx(np.mean([correct[fold == f].mean() for f in range(10)]))
