@@ -3,14 +3,18 @@
     python simulations/federated_vs_central.py                      # the default config, duetface, seeds 0,1,2
     python simulations/federated_vs_central.py configs/lfw.yaml --seeds 0 --strategies duetface,hf_only
 
-For every strategy and seed it runs three trainings on the same data and the same number of server
+For every strategy and seed it runs these trainings on the same data and the same number of server
 optimiser steps:
   federated          `fedsplit run`   (Flower + Ray, client model warmed up with FedAvg)
   central by_client  `fedsplit train --set train.central_batches=by_client`: every server batch is
                      drawn from one sampled client's faces, exactly as the federated clients draw them
   central mixed      `fedsplit train`: every server batch is drawn from all training faces
-so the gap federated - central mixed splits into batch composition (by_client - mixed) and
-federation itself (federated - by_client: the FedAvg warm-up of the client model, nothing else).
+  central, fed client  `fedsplit train --set train.client_model=<the federated run>`: central mixed,
+                     but with the federated run's frozen client model instead of a central warm-up
+                     (strategies with a client model only)
+so the gap federated - central mixed splits into batch composition (by_client - mixed) and the
+client model's warm-up (FedAvg with private heads vs one central head): with the same client and
+by_client batches a central run retraces the federated one exactly (tests/test_federated.py).
 A run whose results.json already holds the same config is reused, so separate processes can share
 the work. Writes `<output>/<name>_fed_vs_central/table.md` and `table.json`.
 """
@@ -26,24 +30,30 @@ from pathlib import Path
 from fedsplit.central import train_central
 from fedsplit.config import Config, ConfigError, load_config, same_config
 from fedsplit.federated import run_federated
+from fedsplit.protection import STRATEGIES
+from fedsplit.training import CLIENT_MODEL
 
-MODES = ("federated", "central by_client", "central mixed")
+MODES = ("federated", "central by_client", "central mixed", "central, fed client")
+_TAGS = {"federated": "fed", "central by_client": "central_by_client", "central mixed": "central_mixed",
+         "central, fed client": "central_fed_client"}
 
 
-def _overrides(base: list[str], name: str, strategy: str, seed: int, mode: str) -> list[str]:
-    tag = {"federated": "fed", "central by_client": "central_by_client", "central mixed": "central_mixed"}[mode]
-    sets = [*base, f"protection.strategy={strategy}", f"seed={seed}", f"name={name}_{strategy}_s{seed}_{tag}"]
+def _overrides(base: list[str], name: str, strategy: str, seed: int, mode: str, output: str) -> list[str]:
+    sets = [*base, f"protection.strategy={strategy}", f"seed={seed}", f"name={name}_{strategy}_s{seed}_{_TAGS[mode]}"]
     if mode == "central by_client":
         sets.append("train.central_batches=by_client")
+    if mode == "central, fed client":
+        sets.append(f"train.client_model={Path(output) / f'{name}_{strategy}_s{seed}_fed'}")
     return sets
 
 
 def _finished(cfg: Config) -> dict | None:
-    """The results of an earlier run of exactly this config, if there is one."""
+    """The results of an earlier run of exactly this config (with its client model, if it has one)."""
     path = cfg.run_dir() / "results.json"
     if path.exists():
         results = json.loads(path.read_text())
-        if same_config(results.get("config") or {}, cfg):
+        has_client = results.get("params", {}).get("client", 0) > 0
+        if same_config(results.get("config") or {}, cfg) and (not has_client or (cfg.run_dir() / CLIENT_MODEL).exists()):
             return results
     return None
 
@@ -56,27 +66,31 @@ def _run(cfg: Config, mode: str) -> dict:
     return run_federated(cfg) if mode == "federated" else train_central(cfg)
 
 
+GAPS = ("central mixed", "central by_client", "central, fed client")
+
+
 def _mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{100 * statistics.fmean(values):.2f} +- {100 * sd:.2f}"
 
 
 def format_table(rows: list[dict]) -> str:
     """Per-seed accuracies, then mean +- sample standard deviation over seeds, per strategy."""
-    lines = ["| strategy | seed | " + " | ".join(MODES) + " | federated - central mixed | federated - central by_client |",
-             "|---|---|" + "---|" * (len(MODES) + 2)]
+    lines = ["| strategy | seed | " + " | ".join(MODES) + " | " + " | ".join(f"federated - {m}" for m in GAPS) + " |",
+             "|---|---|" + "---|" * (len(MODES) + len(GAPS))]
     for strategy in dict.fromkeys(r["strategy"] for r in rows):
         mine = [r for r in rows if r["strategy"] == strategy]
         for r in mine:
             acc = r["accuracy"]
-            lines.append(f"| {strategy} | {r['seed']} | " + " | ".join(f"{100 * acc[m]:.2f}%" for m in MODES) +
-                         f" | {100 * (acc['federated'] - acc['central mixed']):+.2f} | "
-                         f"{100 * (acc['federated'] - acc['central by_client']):+.2f} |")
-        cols = [_mean_sd([r["accuracy"][m] for r in mine]) for m in MODES]
-        gaps = [_mean_sd([r["accuracy"]["federated"] - r["accuracy"][m] for r in mine])
-                for m in ("central mixed", "central by_client")]
-        lines.append(f"| **{strategy} mean +- sd** | {len(mine)} seeds | " + " | ".join(cols) + " | " +
-                     " | ".join(gaps) + " |")
+            cells = [f"{100 * acc[m]:.2f}%" if m in acc else "-" for m in MODES]
+            cells += [f"{100 * (acc['federated'] - acc[m]):+.2f}" if m in acc else "-" for m in GAPS]
+            lines.append(f"| {strategy} | {r['seed']} | " + " | ".join(cells) + " |")
+        cols = [_mean_sd([r["accuracy"][m] for r in mine if m in r["accuracy"]]) for m in MODES]
+        gaps = [_mean_sd([r["accuracy"]["federated"] - r["accuracy"][m] for r in mine if m in r["accuracy"]])
+                for m in GAPS]
+        lines.append(f"| **{strategy} mean +- sd** | {len(mine)} seeds | " + " | ".join(cols + gaps) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -95,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     strategies = [s for s in args.strategies.split(",") if s]
     try:
         base = load_config(args.config, args.set)
-        plan = [(s, seed, m, load_config(args.config, _overrides(args.set, base.name, s, seed, m)))
-                for s in strategies for seed in seeds for m in MODES]
+        plan = [(s, seed, m, load_config(args.config, _overrides(args.set, base.name, s, seed, m, base.output)))
+                for s in strategies for seed in seeds for m in MODES
+                if m != "central, fed client" or getattr(STRATEGIES.get(s), "uses_client_model", False)]
     except ConfigError as err:
         raise SystemExit(str(err)) from None
     rows: dict[tuple[str, int], dict] = {}
