@@ -134,3 +134,28 @@ def test_learned_attack_at_upsample_8_starts_from_the_analytic_estimate():
     assert extra is None and x.shape == (3, 3, 112, 112)  # a face per sample, not 162 planes of 112x112
     expected = analytic_inversion(payload["server_channels"], strategy.server_channels, 8, prior=prior)
     assert torch.allclose(x, expected, atol=1e-5)
+
+
+def test_each_clients_accuracy_in_its_run_joins_its_protection(tmp_path):
+    from fedsplit.federated import run_federated
+
+    sets = [*TINY, "name=joined", f"output={tmp_path}", "protection.strategy=hf_only", "train.rounds=1",
+            "train.batches_per_client=1", "train.batch_size=8", "model.server_width=0.125",
+            "simulation.round_timeout=120"]
+    cfg = load_config(None, [*sets, "privacy.strategies=[hf_only]", "privacy.attacks=[look, learned]"])
+    assert run_privacy(cfg, log=lambda s: None)["client_costs"] is None  # no run of this config yet
+    run = run_federated(load_config(None, sets), log=lambda s: None)
+    results = run_privacy(cfg, log=lambda s: None)
+    costs = results["client_costs"]
+    assert [(c["client"], c["noise_sigma"]) for c in costs] == [(0, 0.0), (1, 40.0)]
+    for c, acc in zip(costs, run["client_accuracy"]):
+        assert (c["accuracy"], c["pairs"]) == (acc["accuracy"], acc["pairs"])
+        mine = _rows(results, strategy="hf_only", client=c["client"])
+        if mine:
+            assert c["identification_top1"] == max(r["identification_top1"] for r in mine)
+            assert c["strongest_attack"] in {r["attack"] for r in mine if r["identification_top1"] == c["identification_top1"]}
+    assert sum(c["victims"] for c in costs) == cfg.privacy.victims  # every victim is some client's
+    assert "What each client's setting cost" in (output_dir(cfg) / "report.md").read_text()
+    # a run of another config says nothing about this one
+    other = load_config(None, [*sets, "privacy.strategies=[hf_only]", "privacy.attacks=[look]", "train.lr=0.05"])
+    assert run_privacy(other, log=lambda s: None)["client_costs"] is None

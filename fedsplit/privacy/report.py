@@ -34,6 +34,22 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_costs(costs: list[dict]) -> str:
+    """Markdown table: each client's noise, its accuracy in `fedsplit run`, and what the strongest attack got."""
+    c0 = costs[0]
+    up = "" if c0["upsample"] is None else f" at upsample {c0['upsample']}"
+    lines = [f"What each client's setting cost ({c0['strategy']}{up}; accuracy over the pairs that hold its faces, "
+             "from `fedsplit run`; attack: the one that identified most of its victims):", "",
+             "| client | noise sigma | accuracy (pairs) | strongest attack | top-1 identified | PSNR dB | victims | chance |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in costs:
+        acc = "-" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f}% ({c['pairs']})"
+        lines.append(f"| {c['client']} | {c['noise_sigma']:g} | {acc} | {c['strongest_attack'] or '-'} | "
+                     f"{_fmt(c['identification_top1'], 100, 1, '%')} | {_fmt(c['psnr'], digits=2)} | {c['victims']} | "
+                     f"{_fmt(c['chance'], 100, 1, '%')} |")
+    return "\n".join(lines) + "\n"
+
+
 def _to_uint8(images: torch.Tensor | np.ndarray) -> np.ndarray:
     """(B,3,H,W) on the [-1,1] scale -> (B,H,W,3) uint8 RGB, clipped (recoveries overshoot)."""
     x = images.detach().cpu().float().numpy() if isinstance(images, torch.Tensor) else np.asarray(images, np.float32)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fedsplit.config import Config
+from fedsplit.config import Config, ConfigError, config_from_dict
 from fedsplit.data.splits import FaceSplits, build_splits, client_shards
 from fedsplit.data.types import images_to_tensor
 from fedsplit.frequency import NUM_FREQUENCIES
@@ -39,7 +39,7 @@ from fedsplit.privacy.identify import (Recogniser, chance_level, embed, identifi
 from fedsplit.privacy.learned import invert, payload_tensor, train_inversion
 from fedsplit.privacy.look import look
 from fedsplit.privacy.metrics import psnr, ssim
-from fedsplit.privacy.report import format_table, save_grid
+from fedsplit.privacy.report import format_costs, format_table, save_grid
 from fedsplit.protection import ClientNet, Strategy, make_strategy
 from fedsplit.protection.base import add_noise
 from fedsplit.training import ClientWarmup, freeze, random_flips, to_tensors
@@ -249,6 +249,42 @@ def _score(name: dict, recovered: torch.Tensor, originals: torch.Tensor, victims
     return rows
 
 
+def client_costs(cfg: Config, rows: list[dict], log: Callable[[str], None] = print) -> list[dict] | None:
+    """Per client: the accuracy its setting left it in `fedsplit run` of this config, next to the strongest attack.
+
+    The accuracy is results.json's `client_accuracy` of runs/<name>/ (pairs holding that client's faces);
+    the attack is the one that identified most of that client's victims under the run's strategy and
+    upsample factor. None, with the reason logged, when there is no finished run of this same config.
+    """
+    path = cfg.run_dir() / "results.json"
+    hint = f"`fedsplit run` of this config (same name) writes {path}; then each client's accuracy joins this report"
+    if not path.exists():
+        log(f"  no {path}: {hint}")
+        return None
+    run = json.loads(path.read_text())
+    try:
+        theirs = config_from_dict(run.get("config") or {}, str(path))
+    except ConfigError as err:
+        log(f"  {err}: no accuracy joined")
+        return None
+    if run.get("mode") != "federated" or "client_accuracy" not in run or \
+            dataclasses.replace(theirs, privacy=cfg.privacy).to_dict() != cfg.to_dict():
+        log(f"  {path} is not a federated run of this config: no accuracy joined ({hint})")
+        return None
+    strategy, up = theirs.protection.strategy, theirs.protection.upsample
+    out = []
+    for acc in run["client_accuracy"]:
+        attacked = [r for r in rows if r["strategy"] == strategy and r["upsample"] in (up, None)
+                    and r["client"] == acc["client"] and r["identification_top1"] is not None]
+        best = max(attacked, key=lambda r: r["identification_top1"], default=None)
+        out.append({"client": acc["client"], "noise_sigma": acc["noise_sigma"], "strategy": strategy, "upsample": up,
+                    "accuracy": acc["accuracy"], "pairs": acc["pairs"],
+                    "strongest_attack": best and best["attack"], "identification_top1": best and best["identification_top1"],
+                    "psnr": best and best["psnr"], "victims": best["victims"] if best else 0,
+                    "chance": best and best["chance"]})
+    return out
+
+
 def run_privacy(cfg: Config, log: Callable[[str], None] = print) -> dict:
     """Run every configured attack on every configured strategy; write privacy.json, report.md and grids."""
     start = time.perf_counter()
@@ -343,7 +379,8 @@ def run_privacy(cfg: Config, log: Callable[[str], None] = print) -> dict:
             tag = f"{name}" if name == "rgb" else f"{name}_up{up}"
             grids[tag] = str(save_grid(out / f"grid_{tag}.png", columns).name)
 
-    results = {"rows": rows, "grids": grids, "victims": int(len(victims.faces)),
+    costs = client_costs(cfg, rows, log) if split_clients else None
+    results = {"rows": rows, "client_costs": costs, "grids": grids, "victims": int(len(victims.faces)),
                "victim_identities": int(len(np.unique(victims.labels))), "aux_faces": int(len(aux)),
                "data": splits.description, "wall_seconds": round(time.perf_counter() - start, 1),
                "config": cfg.to_dict()}
@@ -351,6 +388,8 @@ def run_privacy(cfg: Config, log: Callable[[str], None] = print) -> dict:
     report = format_report(results)
     (out / "report.md").write_text(report)
     log(format_table(rows))
+    if costs:
+        log(format_costs(costs))
     log(f"wrote {out / 'privacy.json'}, {out / 'report.md'} and {len(grids)} grids")
     return results
 
@@ -361,6 +400,8 @@ def format_report(results: dict) -> str:
              f"data: {results['data']}; {results['victims']} victim faces of {results['victim_identities']} "
              f"identities; {results['aux_faces']} auxiliary faces for the attacker; {results['wall_seconds']:.0f} s", "",
              format_table(results["rows"]), ""]
+    if results.get("client_costs"):
+        lines += [format_costs(results["client_costs"]), ""]
     for tag, png in results["grids"].items():
         lines += [f"## {tag}", "", f"![{tag}]({png})", ""]
     return "\n".join(lines)
