@@ -52,8 +52,12 @@ def _finished(cfg: Config) -> dict | None:
     path = cfg.run_dir() / "results.json"
     if path.exists():
         results = json.loads(path.read_text())
+        # A run writes client_model.pt when its client freezes, results.json at its end: a client model
+        # newer than the results is from a later run that did not finish.
+        model = cfg.run_dir() / CLIENT_MODEL
         has_client = results.get("params", {}).get("client", 0) > 0
-        if same_config(results.get("config") or {}, cfg) and (not has_client or (cfg.run_dir() / CLIENT_MODEL).exists()):
+        if same_config(results.get("config") or {}, cfg) and (
+                not has_client or (model.exists() and model.stat().st_mtime <= path.stat().st_mtime)):
             return results
     return None
 
