@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench
+.PHONY: run test bench privacy-noisy
 
 run: $(STAMP)
 	$(BIN)/fedsplit run
@@ -14,6 +14,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/frequency.py
+
+# Heterogeneous clients: each client's accuracy (from the run) next to what the attacks recover of its faces.
+privacy-noisy: $(STAMP)
+	$(BIN)/fedsplit run configs/noisy_clients.yaml
+	$(BIN)/fedsplit privacy configs/noisy_clients.yaml
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "fedsplit needs Python 3.11, found " + sys.version.split()[0])'

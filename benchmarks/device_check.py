@@ -1,11 +1,11 @@
 """Does `train.device: cuda` hold up? The transform on the GPU against the CPU kernel, then a centralized run.
 
-    python benchmarks/device_check.py [--out DIR] [--set KEY=VALUE ...]
+    python benchmarks/device_check.py [CONFIG] [--out DIR] [--set KEY=VALUE ...]
 
 1. The frequency transform on CUDA (dense matmuls) against the CPU kernel, at upsample 1 and 8:
    the largest absolute difference of any plane, next to the planes' own scale.
-2. `fedsplit train` of the built-in default (centralized duetface, 320 server steps) with
-   train.device=cuda: accuracy, wall time, and server steps per second.
+2. `fedsplit train` of CONFIG (default: the built-in default, centralized duetface, 320 server steps)
+   with train.device=cuda: accuracy, wall time, server steps per second and peak GPU memory.
 Prints a table and writes DIR/device_check.json (DIR default runs/device_check). Needs a CUDA device.
 """
 
@@ -39,6 +39,7 @@ def transform_agreement(upsample: int, faces: int = 8) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Run both checks and print/write what they measured."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("config", nargs="?", default=None, help="YAML config (default: the built-in default)")
     parser.add_argument("--out", default="runs/device_check")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = parser.parse_args(argv)
@@ -47,13 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     report = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
               "transform": [transform_agreement(up) for up in (1, 8)]}
-    cfg = load_config(None, [f"output={out}", "name=central_cuda", "train.device=cuda", *args.set])
+    cfg = load_config(args.config, [f"output={out}", "name=central_cuda", "train.device=cuda", *args.set])
+    torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     results = train_central(cfg, fresh=True)
     wall = time.perf_counter() - t0
     report["central"] = {"strategy": results["strategy"], "accuracy": results["accuracy"],
                          "accuracy_std": results["accuracy_std"], "server_steps": results["server_steps"],
                          "warmup_steps": results["warmup_steps"], "wall_seconds": round(wall, 1),
+                         "peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
                          "server_steps_per_second": round(results["server_steps"] / sum(
                              e["seconds"] for e in results["epochs"]), 2)}
     out.mkdir(parents=True, exist_ok=True)
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['upsample']} | {r['max_abs_diff']:.2e} | {r['max_abs_value']:.1f} |")
     c = report["central"]
     print(f"central {c['strategy']} on CUDA: accuracy {100 * c['accuracy']:.2f}% +- {100 * c['accuracy_std']:.2f}, "
-          f"{c['server_steps']} server steps ({c['server_steps_per_second']}/s), {c['wall_seconds']} s in all")
+          f"{c['server_steps']} server steps ({c['server_steps_per_second']}/s), {c['wall_seconds']} s in all, "
+          f"peak GPU memory {c['peak_gpu_memory_gib']} GiB")
     print(f"wrote {out / 'device_check.json'}")
     return 0
 
