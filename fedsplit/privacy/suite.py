@@ -167,11 +167,16 @@ def _attacker_payloads(cfg: Config, strategy: Strategy, client: ClientNet | None
 
 def _attacker_inputs(cfg: Config, strategy: Strategy, client: ClientNet | None, splits: FaceSplits, aux: np.ndarray,
                      sigma: np.ndarray, learned_sets: list[tuple[str, list[str]]], upsample: int,
-                     prior: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+                     prior: torch.Tensor, log: Callable[[str], None] = print,
+                     ) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
     """The learned attacks' training inputs, made group by group: at upsample 8 the planes of 1,500
-    faces would take 12 GB, their look images 0.2 GB."""
+    faces would take 12 GB, their analytic estimates 0.2 GB."""
     parts: dict[str, tuple[list, list]] = {attack: ([], []) for attack, _ in learned_sets}
+    start, done = time.perf_counter(), 0
     for group, rows in enumerate(np.array_split(np.arange(len(aux)), _ATTACKER_KEYS)):
+        if done:
+            log(f"  auxiliary inputs {done}/{len(aux)} ({time.perf_counter() - start:.0f} s)")
+        done += len(rows)
         payload = _attacker_payloads(cfg, strategy, client, splits, aux[rows], sigma[rows], group)
         for attack, keys in learned_sets:
             x, extra = _learned_inputs(strategy, payload, keys, upsample, prior)
@@ -353,7 +358,8 @@ def run_privacy(cfg: Config, log: Callable[[str], None] = print) -> dict:
                 learned_sets.append(("masks", [k for k in strategy.spec() if k.startswith("mask_")]))
             if learned_sets:
                 t0 = time.perf_counter()
-                aux_inputs = _attacker_inputs(cfg, strategy, client, splits, aux, aux_sigma, learned_sets, up, prior)
+                aux_inputs = _attacker_inputs(cfg, strategy, client, splits, aux, aux_sigma, learned_sets, up, prior,
+                                              log)
                 shared = (time.perf_counter() - t0) / len(learned_sets)
                 for attack, keys in learned_sets:
                     t0 = time.perf_counter()
