@@ -47,15 +47,15 @@ def _overrides(base: list[str], name: str, strategy: str, seed: int, mode: str, 
     return sets
 
 
-def _finished(cfg: Config) -> dict | None:
-    """The results of an earlier run of exactly this config (with its client model, if it has one)."""
+def _finished(cfg: Config, mode: str) -> dict | None:
+    """The results of an earlier run of exactly this config (a federated one with its client model)."""
     path = cfg.run_dir() / "results.json"
     if path.exists():
         results = json.loads(path.read_text())
         # A run writes client_model.pt when its client freezes, results.json at its end: a client model
         # newer than the results is from a later run that did not finish.
         model = cfg.run_dir() / CLIENT_MODEL
-        has_client = results.get("params", {}).get("client", 0) > 0
+        has_client = mode == "federated" and results.get("params", {}).get("client", 0) > 0  # read by the 4th
         if same_config(results.get("config") or {}, cfg) and (
                 not has_client or (model.exists() and model.stat().st_mtime <= path.stat().st_mtime)):
             return results
@@ -63,7 +63,7 @@ def _finished(cfg: Config) -> dict | None:
 
 
 def _run(cfg: Config, mode: str) -> dict:
-    done = _finished(cfg)
+    done = _finished(cfg, mode)
     if done is not None:
         print(f"[{cfg.name}] reusing {cfg.run_dir() / 'results.json'}")
         return done
