@@ -45,8 +45,6 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
     log(f"[{cfg.name}] {strategy.name}: {strategy.description} (on {resolve_device(t.device)})")
     log(f"[{cfg.name}] data {splits.description}")
 
-    if t.client_model is not None and not strategy.uses_client_model:
-        raise ValueError(f"train.client_model: strategy {strategy.name} has no client model")
     given = t.client_model is not None  # a finished run's frozen client: no warm-up here
     if given:
         client = load_client_model(t.client_model, cfg).to(resolve_device(t.device))

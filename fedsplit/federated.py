@@ -328,8 +328,6 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
         # 1. Client-model warm-up with FedAvg, then frozen and installed on every client.
         client = None
         history: list[dict] = []
-        if t.client_model is not None and not strategy.uses_client_model:
-            raise ValueError(f"train.client_model: strategy {strategy.name} has no client model")
         if t.client_model is not None:
             client = load_client_model(t.client_model, cfg)
             log(f"[{cfg.name}] client model from {t.client_model} (frozen, no warm-up)")

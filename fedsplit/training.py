@@ -17,7 +17,7 @@ from torch import nn
 from fedsplit.config import Config
 from fedsplit.data.types import FACE_SIZE, images_to_tensor
 from fedsplit.models import count_macs, count_params, make_head
-from fedsplit.protection import ClientNet, Strategy
+from fedsplit.protection import STRATEGIES, ClientNet, Strategy
 from fedsplit.verification import Verification, verify
 
 
@@ -129,6 +129,8 @@ def save_client_model(client: ClientNet, cfg: Config, run_dir: Path) -> Path:
 
 def load_client_model(source: str | Path, cfg: Config) -> ClientNet:
     """The frozen client model saved by an earlier run (its directory or client_model.pt), checked against cfg."""
+    if not STRATEGIES[cfg.protection.strategy].uses_client_model:
+        raise ValueError(f"train.client_model: strategy {cfg.protection.strategy} has no client model")
     path = Path(source)
     if path.is_dir():
         path = path / CLIENT_MODEL
