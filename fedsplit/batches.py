@@ -73,18 +73,20 @@ class MixedBatches:
 
 
 class ClientBatches:
-    """Federated batch composition without federation: each round samples clients like SplitTraining,
-    and each sampled client gives `batches_per_client` batches of its own faces, drawn as its ClientApp
-    draws them. Labels are client-namespaced (local id + the client's offset), as the server sees them."""
+    """Federated batch composition without federation: each round samples clients like SplitTraining
+    (or SeededFedAvg in the warm-up), and each sampled client gives `batches_per_client` batches of its
+    own faces, drawn as its ClientApp draws them from `stream`. Labels are client-namespaced (local id +
+    the client's offset), as the server sees them."""
 
     def __init__(self, splits: FaceSplits, shards: list[ClientShard], clients_per_round: int,
-                 batches_per_client: int, batch_size: int, seed: int) -> None:
+                 batches_per_client: int, batch_size: int, seed: int, stream: int = PAYLOAD_STREAM) -> None:
         self.splits = splits
         self.shards = shards
         self.clients_per_round = clients_per_round
         self.batches_per_client = batches_per_client
         self.batch_size = batch_size
         self.seed = seed
+        self.stream = stream
         self.rng = random.Random(seed)
         self.offset = np.cumsum([0] + [s.num_local_classes for s in shards[:-1]]).tolist()
 
@@ -100,7 +102,7 @@ class ClientBatches:
         chosen = sorted(sample_clients(self.rng, list(range(len(self.shards))), self.clients_per_round))
         out = []
         for c in chosen:
-            rng = client_rng(self.seed, server_round, c, PAYLOAD_STREAM)
+            rng = client_rng(self.seed, server_round, c, self.stream)
             for _ in range(self.batches_per_client):
                 x, lm, local = client_batch(self.splits, self.shards[c], self.batch_size, rng)
                 out.append((x, lm, local + self.offset[c]))

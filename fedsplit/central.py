@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fedsplit.config import Config, same_config
-from fedsplit.batches import ClientBatches, MixedBatches
+from fedsplit.batches import WARMUP_STREAM, ClientBatches, MixedBatches
 from fedsplit.data.splits import build_splits, client_shards
 from fedsplit.data.types import FACE_SIZE
 from fedsplit.protection import ClientNet, make_strategy
@@ -55,13 +55,18 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
     trainer = ServerTrainer(strategy, cfg, splits.num_classes, client.map_channels if client else ())
     warm_steps = t.warmup_rounds * t.clients_per_round * t.warmup_local_steps if client and not given else 0
     warm = ClientWarmup(strategy, client, splits.num_classes, cfg, warm_steps) if warm_steps else None
-    batches = MixedBatches(splits, t.batch_size, cfg.seed)  # the warm-up's, and the server's unless by_client
+    batches = MixedBatches(splits, t.batch_size, cfg.seed)  # warm-up's and server's unless by_client
     if t.central_batches == "by_client":
+        # Both phases draw what the federated clients draw: each warm-up round's sampled clients give
+        # warmup_local_steps batches of their own faces (one shared head here, no averaging).
         p = cfg.partition
-        server_batches = ClientBatches(splits, client_shards(splits, p.clients, p.scheme, p.alpha, cfg.seed),
-                                       t.clients_per_round, t.batches_per_client, t.batch_size, cfg.seed)
+        shards = client_shards(splits, p.clients, p.scheme, p.alpha, cfg.seed)
+        warm_batches = ClientBatches(splits, shards, t.clients_per_round, t.warmup_local_steps, t.batch_size,
+                                     cfg.seed, stream=WARMUP_STREAM)
+        server_batches = ClientBatches(splits, shards, t.clients_per_round, t.batches_per_client, t.batch_size,
+                                       cfg.seed)
     else:
-        server_batches = batches
+        warm_batches = server_batches = batches
     steps_per_round = t.clients_per_round * t.batches_per_client
     state = {"warmup_done": 0, "round": 0, "epochs": [], "warmup": []}
 
@@ -78,6 +83,8 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
             warm.opt.load_state_dict(ckpt["warm_opt"])
             warm.steps = ckpt["state"]["warmup_done"]
         batches.restore(ckpt["batches"])
+        if "warm_batches" in ckpt:  # absent from checkpoints of earlier versions
+            warm_batches.restore(ckpt["warm_batches"])
         server_batches.restore(ckpt["server_batches"])
         torch.set_rng_state(ckpt["torch_rng"])
         state = ckpt["state"]
@@ -86,7 +93,7 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
 
     def save() -> None:
         ckpt = {"config": cfg.to_dict(), "server": trainer.state_dict(), "batches": batches.state(),
-                "server_batches": server_batches.state(),
+                "warm_batches": warm_batches.state(), "server_batches": server_batches.state(),
                 "torch_rng": torch.get_rng_state(), "state": state}
         if warm is not None:
             ckpt.update(client=client.state_dict(), warm_head=warm.head.state_dict(), warm_opt=warm.opt.state_dict())
@@ -98,10 +105,7 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
     if warm is not None:
         per_round = t.clients_per_round * t.warmup_local_steps
         while state["warmup_done"] < warm_steps:
-            losses = []
-            for _ in range(per_round):
-                x, _, y = batches.next()
-                losses.append(warm.step(x, y))
+            losses = [warm.step(x, y) for x, _, y in warm_batches.round(len(state["warmup"]) + 1, per_round)]
             state["warmup_done"] += per_round
             state["warmup"].append({"round": len(state["warmup"]) + 1, "loss": float(np.mean(losses))})
             log(f"[{cfg.name}] warm-up {len(state['warmup'])}/{t.warmup_rounds}  client loss {np.mean(losses):.3f}")

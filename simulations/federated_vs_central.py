@@ -6,15 +6,17 @@
 For every strategy and seed it runs these trainings on the same data and the same number of server
 optimiser steps:
   federated          `fedsplit run`   (Flower + Ray, client model warmed up with FedAvg)
-  central by_client  `fedsplit train --set train.central_batches=by_client`: every server batch is
-                     drawn from one sampled client's faces, exactly as the federated clients draw them
-  central mixed      `fedsplit train`: every server batch is drawn from all training faces
+  central by_client  `fedsplit train --set train.central_batches=by_client`: every warm-up and server
+                     batch is drawn from one sampled client's faces, exactly as the federated clients
+                     draw them; one client model and one head, no averaging
+  central mixed      `fedsplit train`: every batch is drawn from all training faces
   central, fed client  `fedsplit train --set train.client_model=<the federated run>`: central mixed,
                      but with the federated run's frozen client model instead of a central warm-up
                      (strategies with a client model only)
-so the gap federated - central mixed splits into batch composition (by_client - mixed) and the
-client model's warm-up (FedAvg with private heads vs one central head): with the same client and
-by_client batches a central run retraces the federated one exactly (tests/test_federated.py).
+so the gap federated - central mixed splits into batch composition (by_client - mixed) and what
+federation does to the client model's warm-up (FedAvg of clients with private heads vs one model with
+one head: federated - central by_client): with the same client and by_client batches a central run
+retraces the federated one exactly (tests/test_federated.py).
 A run whose results.json already holds the same config is reused, so separate processes can share
 the work. Writes `<output>/<name>_fed_vs_central/table.md` and `table.json`.
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -107,3 +108,37 @@ def test_a_saved_client_model_is_reused_only_where_it_fits(tmp_path):
                             f"train.client_model={tmp_path / 'warm'}"])
     with pytest.raises(ValueError, match="hf_only has no client model"):
         train_central(hf, fresh=True, log=lambda s: None)
+
+
+def test_by_client_warms_the_client_up_on_what_federated_clients_draw(tmp_path, monkeypatch):
+    """With by_client batches the centralized warm-up sees each round's sampled clients' own batches,
+    drawn as their ClientApps draw them (client_batch on the warm-up stream) and sampled as SeededFedAvg
+    samples them; mixed warm-up batches cut across clients."""
+    import random
+
+    from fedsplit.batches import WARMUP_STREAM, client_batch, client_rng, sample_clients
+    from fedsplit.data.splits import build_splits, client_shards
+    from fedsplit.training import ClientWarmup
+
+    seen: list[torch.Tensor] = []
+    step = ClientWarmup.step
+    monkeypatch.setattr(ClientWarmup, "step", lambda self, x, y: (seen.append(y.clone()), step(self, x, y))[1])
+    sets = [f"output={tmp_path}", *TINY, "partition.clients=3", "train.clients_per_round=2", "train.warmup_rounds=2"]
+    cfg = load_config(None, [*sets, "name=bc", "train.central_batches=by_client"])
+    train_central(cfg, fresh=True, log=lambda s: None)
+
+    splits = build_splits(cfg)
+    shards = client_shards(splits, 3, "iid", 0.5, cfg.seed)
+    offset = [0, shards[0].num_local_classes, shards[0].num_local_classes + shards[1].num_local_classes]
+    picker, expected = random.Random(cfg.seed), []
+    for rnd in (1, 2):
+        for c in sorted(sample_clients(picker, [0, 1, 2], 2)):
+            rng = client_rng(cfg.seed, rnd, c, WARMUP_STREAM)
+            expected += [client_batch(splits, shards[c], 8, rng)[2] + offset[c] for _ in range(2)]
+    assert len(seen) == len(expected) == 8
+    assert all(torch.equal(a, b) for a, b in zip(seen, expected))
+
+    seen.clear()
+    train_central(load_config(None, [*sets, "name=mx"]), fresh=True, log=lambda s: None)
+    owner = {int(lab): c for c, s in enumerate(shards) for lab in splits.train_classes[np.isin(splits.train, s.train)]}
+    assert len(seen) == 8 and any(len({owner[int(lab)] for lab in y}) > 1 for y in seen)
