@@ -17,14 +17,18 @@ so the gap federated - central mixed splits into batch composition (by_client - 
 federation does to the client model's warm-up (FedAvg of clients with private heads vs one model with
 one head: federated - central by_client): with the same client and by_client batches a central run
 retraces the federated one exactly (tests/test_federated.py).
+Each gap is judged over the seeds: the mean of the per-seed differences with its 95% Student's t
+interval is "within" the tolerance (--tolerance, 3 points) only if the whole interval is, "not within"
+if the whole interval is outside, and undecided otherwise (more seeds would tell).
 A run whose results.json already holds the same config is reused, so separate processes can share
-the work. Writes `<output>/<name>_fed_vs_central/table.md` and `table.json`.
+the work. Writes `<output>/<name>_fed_vs_central/table.md` and `table.json` (with `gaps`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -73,6 +77,36 @@ def _run(cfg: Config, mode: str) -> dict:
 
 
 GAPS = ("central mixed", "central by_client", "central, fed client")
+# Student's t, two-sided 95% (0.975 quantile), by degrees of freedom; the normal 1.96 past 30.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+def paired_gap(diffs: list[float], tolerance: float) -> dict:
+    """Mean of per-seed differences with its 95% t-interval, and whether the interval lies within
+    +-tolerance (True), wholly outside it (False) or across its edge (None: more seeds needed)."""
+    n = len(diffs)
+    mean = statistics.fmean(diffs) if diffs else None
+    if n < 2:
+        return {"n": n, "mean": mean, "sd": None, "ci95": None, "within_tolerance": None, "tolerance": tolerance}
+    sd = statistics.stdev(diffs)
+    half = (_T975[n - 2] if n - 1 <= len(_T975) else 1.96) * sd / math.sqrt(n)
+    lo, hi = mean - half, mean + half
+    within = True if -tolerance <= lo and hi <= tolerance else False if lo > tolerance or hi < -tolerance else None
+    return {"n": n, "mean": mean, "sd": sd, "ci95": [lo, hi], "within_tolerance": within, "tolerance": tolerance}
+
+
+def verdict(gap: dict) -> str:
+    """One line a person reads: the mean gap, its interval and what it says about the tolerance."""
+    tol = 100 * gap["tolerance"]
+    if gap["ci95"] is None:
+        return f"{gap['n']} seed(s): too few for an interval"
+    lo, hi = (100 * v for v in gap["ci95"])
+    what = {True: f"within +-{tol:g} points", False: f"not within +-{tol:g} points",
+            None: f"undecided at +-{tol:g} points (the interval crosses its edge; more seeds would tell)"}
+    return (f"{100 * gap['mean']:+.2f} points, 95% CI [{lo:+.2f}, {hi:+.2f}] over {gap['n']} seeds: "
+            f"{what[gap['within_tolerance']]}")
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -82,8 +116,22 @@ def _mean_sd(values: list[float]) -> str:
     return f"{100 * statistics.fmean(values):.2f} +- {100 * sd:.2f}"
 
 
-def format_table(rows: list[dict]) -> str:
-    """Per-seed accuracies, then mean +- sample standard deviation over seeds, per strategy."""
+def gaps_of(rows: list[dict], tolerance: float) -> dict[str, dict[str, dict]]:
+    """Per strategy and centralized form: paired_gap of federated minus it over the seeds that have both."""
+    out: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        out.setdefault(r["strategy"], {})
+    for strategy, by_mode in out.items():
+        mine = [r["accuracy"] for r in rows if r["strategy"] == strategy]
+        for m in GAPS:
+            diffs = [a["federated"] - a[m] for a in mine if m in a and "federated" in a]
+            if diffs:
+                by_mode[m] = paired_gap(diffs, tolerance)
+    return out
+
+
+def format_table(rows: list[dict], tolerance: float = 0.03) -> str:
+    """Per-seed accuracies, mean +- sample standard deviation over seeds, and the gaps' 95% intervals."""
     lines = ["| strategy | seed | " + " | ".join(MODES) + " | " + " | ".join(f"federated - {m}" for m in GAPS) + " |",
              "|---|---|" + "---|" * (len(MODES) + len(GAPS))]
     for strategy in dict.fromkeys(r["strategy"] for r in rows):
@@ -97,7 +145,9 @@ def format_table(rows: list[dict]) -> str:
         gaps = [_mean_sd([r["accuracy"]["federated"] - r["accuracy"][m] for r in mine if m in r["accuracy"]])
                 for m in GAPS]
         lines.append(f"| **{strategy} mean +- sd** | {len(mine)} seeds | " + " | ".join(cols + gaps) + " |")
-    return "\n".join(lines) + "\n"
+    notes = [f"- {strategy}, federated - {m}: {verdict(g)}"
+             for strategy, by_mode in gaps_of(rows, tolerance).items() for m, g in by_mode.items()]
+    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategies", default="duetface", help="comma-separated (default: duetface)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--tolerance", type=float, default=3.0, help="accuracy points the gap is judged against")
     args = parser.parse_args(argv)
+    if not args.tolerance > 0:
+        raise SystemExit(f"--tolerance: expected a positive number of points, got {args.tolerance}")
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s]
     except ValueError:
@@ -127,12 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         row = rows.setdefault((strategy, seed), {"strategy": strategy, "seed": seed, "accuracy": {}, "runs": {}})
         row["accuracy"][mode] = results["accuracy"]
         row["runs"][mode] = str(cfg.run_dir())
-    table = format_table(list(rows.values()))
+    table = format_table(list(rows.values()), args.tolerance / 100)
     out = Path(base.output) / f"{base.name}_fed_vs_central"
     out.mkdir(parents=True, exist_ok=True)
     command = " ".join(["python", "simulations/federated_vs_central.py", *(argv if argv is not None else sys.argv[1:])])
     (out / "table.md").write_text(f"`{command}`\n\n{table}")
-    (out / "table.json").write_text(json.dumps({"command": command, "rows": list(rows.values())}, indent=2))
+    (out / "table.json").write_text(json.dumps({"command": command, "rows": list(rows.values()),
+                                                "gaps": gaps_of(list(rows.values()), args.tolerance / 100)}, indent=2))
     print(table)
     print(f"wrote {out / 'table.md'} and {out / 'table.json'}")
     return 0

@@ -1,0 +1,37 @@
+"""The federated-vs-centralized judgement: a gap is within the tolerance only if its whole interval is."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulations.federated_vs_central import format_table, paired_gap, verdict
+
+
+def test_the_interval_is_students_t_over_the_seeds():
+    gap = paired_gap([0.0, 0.02], tolerance=0.03)
+    assert gap["mean"] == pytest.approx(0.01)
+    # two seeds: t(0.975, 1 df) = 12.706, sd = 0.01414, so the half-width is 12.706 * 0.01414 / sqrt(2)
+    assert gap["ci95"] == pytest.approx([0.01 - 0.12706, 0.01 + 0.12706], abs=1e-5)
+    assert gap["within_tolerance"] is None  # 2 seeds this far apart cannot settle 3 points
+
+
+@pytest.mark.parametrize("diffs, within", [
+    ([0.010, 0.012, 0.008, 0.011, 0.009], True),    # all near +1 point: the interval sits inside +-3
+    ([0.140, 0.150, 0.130, 0.145, 0.135], False),   # near +14 points: wholly above +3
+    ([-0.100, -0.110, -0.090, -0.105], False),      # wholly below -3
+    ([0.02, 0.08, -0.04, 0.12, 0.0], None),         # spread across the edge
+])
+def test_within_only_when_the_whole_interval_is(diffs, within):
+    gap = paired_gap(diffs, tolerance=0.03)
+    assert gap["within_tolerance"] is within
+    assert gap["ci95"][0] < gap["mean"] < gap["ci95"][1]
+
+
+def test_one_seed_gives_no_verdict_and_the_table_says_so():
+    assert paired_gap([0.05], tolerance=0.03)["within_tolerance"] is None
+    rows = [{"strategy": "duetface", "seed": 0, "accuracy": {"federated": 0.70, "central mixed": 0.60}}]
+    table = format_table(rows, tolerance=0.03)
+    assert "+10.00" in table and "too few for an interval" in table
+    rows.append({"strategy": "duetface", "seed": 1, "accuracy": {"federated": 0.72, "central mixed": 0.61}})
+    assert "federated - central mixed: +10.50 points, 95% CI" in format_table(rows, tolerance=0.03)
+    assert verdict(paired_gap([0.140, 0.150, 0.130], 0.03)).endswith("not within +-3 points")
