@@ -161,6 +161,7 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
         "epochs": state["epochs"],
         "warmup": state["warmup"],
         "wall_seconds": round(time.perf_counter() - start, 2),
+        "torch_threads": torch.get_num_threads(),  # float sums, and so the accuracy, depend on it
         "config": cfg.to_dict(),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2))

@@ -495,7 +495,9 @@ def _write_outputs(cfg: Config, out: dict[str, Any], start: float, log: Callable
         "client_accuracy": out["client_accuracy"],
         "server_steps": out["trainer"].steps, "failed_replies": out["split"].failures,
         "params": params, "macs": macs, "rounds": out["history"],
-        "wall_seconds": round(time.time() - start, 2), "config": cfg.to_dict(),
+        "wall_seconds": round(time.time() - start, 2),
+        # Float sums differ with the thread count, and a run's accuracy with them: say how it ran.
+        "torch_threads": torch.get_num_threads(), "config": cfg.to_dict(),
     }
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     with open(run_dir / "metrics.jsonl", "w") as f:

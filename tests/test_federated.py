@@ -80,7 +80,7 @@ def test_reported_bytes_are_the_recorded_messages(run):
 def test_results_contract(run):
     _, results = run
     for key in ("accuracy", "accuracy_std", "tar_at_far", "bytes", "payload_bytes_per_image", "raw_image_bytes",
-                "wall_seconds", "config"):
+                "wall_seconds", "torch_threads", "config"):
         assert key in results
     assert {"uplink_total", "downlink_total", "per_client", "by_part"} <= set(results["bytes"])
     assert results["server_steps"] == 2 * 2 * 2

@@ -41,7 +41,7 @@ def test_schedules():
 def test_train_writes_the_results_contract(tmp_path, capsys):
     assert main(["train", "--set", f"output={tmp_path}", "--set", "name=tiny", *sum([["--set", s] for s in TINY], [])]) == 0
     results = json.loads((tmp_path / "tiny" / "results.json").read_text())
-    for key in ("accuracy", "accuracy_std", "tar_at_far", "params", "macs", "wall_seconds", "config", "epochs"):
+    for key in ("accuracy", "accuracy_std", "tar_at_far", "params", "macs", "wall_seconds", "torch_threads", "config", "epochs"):
         assert key in results, key
     assert 0.0 <= results["accuracy"] <= 1.0 and results["tar_at_far"] is None  # 10 negatives only
     assert results["params"]["client"] > 0 and results["macs"]["server"] > 0  # duetface uses its client model
