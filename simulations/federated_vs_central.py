@@ -2,6 +2,7 @@
 
     python simulations/federated_vs_central.py                      # the default config, duetface, seeds 0,1,2
     python simulations/federated_vs_central.py configs/lfw.yaml --seeds 0 --strategies duetface,hf_only
+    python simulations/federated_vs_central.py --seeds 6,7 --modes fed,central_mixed   # more seeds, two modes
 
 For every strategy and seed it runs these trainings on the same data and the same number of server
 optimiser steps:
@@ -157,8 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategies", default="duetface", help="comma-separated (default: duetface)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--modes", default=",".join(_TAGS.values()),
+                        help=f"comma-separated subset of {','.join(_TAGS.values())} (default: all; fed always runs)")
     parser.add_argument("--tolerance", type=float, default=3.0, help="accuracy points the gap is judged against")
     args = parser.parse_args(argv)
+    tags = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if unknown := [m for m in tags if m not in _TAGS.values()]:
+        raise SystemExit(f"--modes: unknown {', '.join(map(repr, unknown))}; choose from {','.join(_TAGS.values())}")
+    modes = [m for m in MODES if m == "federated" or _TAGS[m] in tags]  # every gap needs the federated run
     if not args.tolerance > 0:
         raise SystemExit(f"--tolerance: expected a positive number of points, got {args.tolerance}")
     try:
@@ -169,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         base = load_config(args.config, args.set)
         plan = [(s, seed, m, load_config(args.config, _overrides(args.set, base.name, s, seed, m, base.output)))
-                for s in strategies for seed in seeds for m in MODES
+                for s in strategies for seed in seeds for m in modes
                 if m != "central, fed client" or getattr(STRATEGIES.get(s), "uses_client_model", False)]
     except ConfigError as err:
         raise SystemExit(str(err)) from None

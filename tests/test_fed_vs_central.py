@@ -35,3 +35,12 @@ def test_one_seed_gives_no_verdict_and_the_table_says_so():
     rows.append({"strategy": "duetface", "seed": 1, "accuracy": {"federated": 0.72, "central mixed": 0.61}})
     assert "federated - central mixed: +10.50 points, 95% CI" in format_table(rows, tolerance=0.03)
     assert verdict(paired_gap([0.140, 0.150, 0.130], 0.03)).endswith("not within +-3 points")
+
+
+def test_modes_are_named_by_their_run_tags():
+    from simulations.federated_vs_central import main
+
+    with pytest.raises(SystemExit, match=r"--modes: unknown 'central fixed'.*fed,central_by_client"):
+        main(["--modes", "fed,central fixed"])
+    with pytest.raises(SystemExit, match="--tolerance"):
+        main(["--tolerance", "0"])
