@@ -55,7 +55,6 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
     trainer = ServerTrainer(strategy, cfg, splits.num_classes, client.map_channels if client else ())
     warm_steps = t.warmup_rounds * t.clients_per_round * t.warmup_local_steps if client and not given else 0
     warm = ClientWarmup(strategy, client, splits.num_classes, cfg, warm_steps) if warm_steps else None
-    batches = MixedBatches(splits, t.batch_size, cfg.seed)  # warm-up's and server's unless by_client
     if t.central_batches == "by_client":
         # Both phases draw what the federated clients draw: each warm-up round's sampled clients give
         # warmup_local_steps batches of their own faces (one shared head here, no averaging).
@@ -65,8 +64,8 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
                                      cfg.seed, stream=WARMUP_STREAM)
         server_batches = ClientBatches(splits, shards, t.clients_per_round, t.batches_per_client, t.batch_size,
                                        cfg.seed)
-    else:
-        warm_batches = server_batches = batches
+    else:  # one seeded pass over all training faces, which the server's batches continue after the warm-up
+        warm_batches = server_batches = MixedBatches(splits, t.batch_size, cfg.seed)
     steps_per_round = t.clients_per_round * t.batches_per_client
     state = {"warmup_done": 0, "round": 0, "epochs": [], "warmup": []}
 
@@ -82,7 +81,6 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
             warm.head.load_state_dict(ckpt["warm_head"])
             warm.opt.load_state_dict(ckpt["warm_opt"])
             warm.steps = ckpt["state"]["warmup_done"]
-        batches.restore(ckpt["batches"])
         if "warm_batches" in ckpt:  # absent from checkpoints of earlier versions
             warm_batches.restore(ckpt["warm_batches"])
         server_batches.restore(ckpt["server_batches"])
@@ -92,7 +90,7 @@ def train_central(cfg: Config, fresh: bool = False, log: Callable[[str], None] =
             f"round {state['round']}/{t.rounds}")
 
     def save() -> None:
-        ckpt = {"config": cfg.to_dict(), "server": trainer.state_dict(), "batches": batches.state(),
+        ckpt = {"config": cfg.to_dict(), "server": trainer.state_dict(),
                 "warm_batches": warm_batches.state(), "server_batches": server_batches.state(),
                 "torch_rng": torch.get_rng_state(), "state": state}
         if warm is not None:

@@ -142,3 +142,21 @@ def test_by_client_warms_the_client_up_on_what_federated_clients_draw(tmp_path, 
     train_central(load_config(None, [*sets, "name=mx"]), fresh=True, log=lambda s: None)
     owner = {int(lab): c for c, s in enumerate(shards) for lab in splits.train_classes[np.isin(splits.train, s.train)]}
     assert len(seen) == 8 and any(len({owner[int(lab)] for lab in y}) > 1 for y in seen)
+
+
+def test_a_by_client_run_interrupted_in_its_warm_up_resumes_to_the_same_result(tmp_path):
+    cfg = load_config(None, [f"output={tmp_path}", "name=w", *TINY, "partition.clients=3", "train.clients_per_round=2",
+                             "train.warmup_rounds=2", "train.central_batches=by_client"])
+    straight = train_central(cfg, fresh=True, log=lambda s: None)
+
+    def stop_in_warm_up_two(line: str) -> None:
+        if "warm-up 2/2" in line:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_central(cfg, fresh=True, log=stop_in_warm_up_two)  # warm-up round 1 saved, round 2 lost
+    lines: list[str] = []
+    resumed = train_central(cfg, log=lines.append)
+    assert any("resumed" in line and "warm-up step 4/8" in line for line in lines)
+    assert [w["loss"] for w in resumed["warmup"]] == [w["loss"] for w in straight["warmup"]]
+    assert [e["loss"] for e in resumed["epochs"]] == [e["loss"] for e in straight["epochs"]]
