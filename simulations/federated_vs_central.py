@@ -120,19 +120,16 @@ def _mean_sd(values: list[float]) -> str:
 def gaps_of(rows: list[dict], tolerance: float) -> dict[str, dict[str, dict]]:
     """Per strategy and centralized form: paired_gap of federated minus it over the seeds that have both."""
     out: dict[str, dict[str, dict]] = {}
-    for r in rows:
-        out.setdefault(r["strategy"], {})
-    for strategy, by_mode in out.items():
+    for strategy in dict.fromkeys(r["strategy"] for r in rows):
         mine = [r["accuracy"] for r in rows if r["strategy"] == strategy]
-        for m in GAPS:
-            diffs = [a["federated"] - a[m] for a in mine if m in a and "federated" in a]
-            if diffs:
-                by_mode[m] = paired_gap(diffs, tolerance)
+        diffs = {m: [a["federated"] - a[m] for a in mine if m in a and "federated" in a] for m in GAPS}
+        out[strategy] = {m: paired_gap(d, tolerance) for m, d in diffs.items() if d}
     return out
 
 
 def format_table(rows: list[dict], tolerance: float = 0.03) -> str:
     """Per-seed accuracies, mean +- sample standard deviation over seeds, and the gaps' 95% intervals."""
+    judged = gaps_of(rows, tolerance)
     lines = ["| strategy | seed | " + " | ".join(MODES) + " | " + " | ".join(f"federated - {m}" for m in GAPS) + " |",
              "|---|---|" + "---|" * (len(MODES) + len(GAPS))]
     for strategy in dict.fromkeys(r["strategy"] for r in rows):
@@ -143,11 +140,11 @@ def format_table(rows: list[dict], tolerance: float = 0.03) -> str:
             cells += [f"{100 * (acc['federated'] - acc[m]):+.2f}" if m in acc else "-" for m in GAPS]
             lines.append(f"| {strategy} | {r['seed']} | " + " | ".join(cells) + " |")
         cols = [_mean_sd([r["accuracy"][m] for r in mine if m in r["accuracy"]]) for m in MODES]
-        gaps = [_mean_sd([r["accuracy"]["federated"] - r["accuracy"][m] for r in mine if m in r["accuracy"]])
+        gaps = [f"{100 * g['mean']:.2f} +- {100 * (g['sd'] or 0.0):.2f}" if (g := judged[strategy].get(m)) else "-"
                 for m in GAPS]
         lines.append(f"| **{strategy} mean +- sd** | {len(mine)} seeds | " + " | ".join(cols + gaps) + " |")
     notes = [f"- {strategy}, federated - {m}: {verdict(g)}"
-             for strategy, by_mode in gaps_of(rows, tolerance).items() for m, g in by_mode.items()]
+             for strategy, by_mode in judged.items() for m, g in by_mode.items()]
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 
