@@ -20,7 +20,8 @@ one head: federated - central by_client): with the same client and by_client bat
 retraces the federated one exactly (tests/test_federated.py).
 Each gap is judged over the seeds: the mean of the per-seed differences with its 95% Student's t
 interval is "within" the tolerance (--tolerance, 3 points) only if the whole interval is, "not within"
-if the whole interval is outside, and undecided otherwise (more seeds would tell).
+if the whole interval is outside, and undecided otherwise; an undecided gap says about how many seeds
+would settle it were its mean and sd to hold (`seeds_to_decide_estimated`, an estimate).
 A run whose results.json already holds the same config is reused, so separate processes can share
 the work. Writes `<output>/<name>_fed_vs_central/table.md` and `table.json` (with `gaps`).
 """
@@ -92,10 +93,34 @@ def paired_gap(diffs: list[float], tolerance: float) -> dict:
     if n < 2:
         return {"n": n, "mean": mean, "sd": None, "ci95": None, "within_tolerance": None, "tolerance": tolerance}
     sd = statistics.stdev(diffs)
-    half = (_T975[n - 2] if n - 1 <= len(_T975) else 1.96) * sd / math.sqrt(n)
+    half = _t975(n - 1) * sd / math.sqrt(n)
     lo, hi = mean - half, mean + half
     within = True if -tolerance <= lo and hi <= tolerance else False if lo > tolerance or hi < -tolerance else None
-    return {"n": n, "mean": mean, "sd": sd, "ci95": [lo, hi], "within_tolerance": within, "tolerance": tolerance}
+    return {"n": n, "mean": mean, "sd": sd, "ci95": [lo, hi], "within_tolerance": within, "tolerance": tolerance,
+            "seeds_to_decide_estimated": seeds_to_decide(mean, sd, tolerance) if within is None else n}
+
+
+def _t975(df: int) -> float:
+    return _T975[df - 1] if df <= len(_T975) else 1.96
+
+
+def seeds_to_decide(mean: float, sd: float, tolerance: float, most: int = 10_000) -> int | None:
+    """Estimated seeds for the interval to clear the tolerance's edge if this mean and sd held; None past `most`.
+
+    The interval settles once its half-width t * sd / sqrt(n) is below the distance from |mean| to the
+    edge; a mean on the edge never settles. An estimate: the next seeds move both mean and sd.
+    """
+    room = abs(abs(mean) - tolerance)
+    if room == 0.0:
+        return None
+    if sd == 0.0:
+        return 2
+    # Past 31 seeds t is the normal 1.96, so the bound is closed-form; below that, count up.
+    for n in range(2, 32):
+        if _t975(n - 1) * sd / math.sqrt(n) < room:
+            return n
+    n = max(32, math.floor((1.96 * sd / room) ** 2) + 1)
+    return n if n <= most else None
 
 
 def verdict(gap: dict) -> str:
@@ -106,8 +131,13 @@ def verdict(gap: dict) -> str:
     lo, hi = (100 * v for v in gap["ci95"])
     what = {True: f"within +-{tol:g} points", False: f"not within +-{tol:g} points",
             None: f"undecided at +-{tol:g} points (the interval crosses its edge; more seeds would tell)"}
-    return (f"{100 * gap['mean']:+.2f} points, 95% CI [{lo:+.2f}, {hi:+.2f}] over {gap['n']} seeds: "
+    line = (f"{100 * gap['mean']:+.2f} points, 95% CI [{lo:+.2f}, {hi:+.2f}] over {gap['n']} seeds: "
             f"{what[gap['within_tolerance']]}")
+    if gap["within_tolerance"] is None:
+        need = gap.get("seeds_to_decide_estimated")
+        line += (f"; about {need} seeds in all would settle it if this mean and sd held (estimated)" if need
+                 else "; the mean sits on the edge, so no number of seeds is estimated to settle it")
+    return line
 
 
 def _mean_sd(values: list[float]) -> str:

@@ -44,3 +44,27 @@ def test_modes_are_named_by_their_run_tags():
         main(["--modes", "fed,central fixed"])
     with pytest.raises(SystemExit, match="--tolerance"):
         main(["--tolerance", "0"])
+
+
+def test_seeds_to_decide_is_the_first_count_whose_interval_clears_the_edge():
+    from simulations.federated_vs_central import _t975, seeds_to_decide
+
+    # mean 0, sd 6 points, tolerance 3: t(n-1) * 6 / sqrt(n) < 3 first holds at n = 18 (t(17) = 2.110
+    # gives 2.98; n = 17 gives t(16) * 6 / sqrt(17) = 3.07).
+    assert seeds_to_decide(0.0, 0.06, 0.03) == 18
+    assert _t975(16) * 0.06 / 17 ** 0.5 > 0.03 > _t975(17) * 0.06 / 18 ** 0.5
+    # Past 31 seeds the normal quantile: (1.96 * 10 / 1.5)^2 = 170.7, so 171.
+    assert seeds_to_decide(0.015, 0.10, 0.03) == 171
+    # Twice the spread, nearly four times the seeds (t shrinks as n grows); a mean on the edge never settles.
+    assert seeds_to_decide(0.0, 0.12, 0.03) > 3 * seeds_to_decide(0.0, 0.06, 0.03)
+    assert seeds_to_decide(0.03, 0.05, 0.03) is None and seeds_to_decide(-0.03, 0.05, 0.03) is None
+
+
+def test_an_undecided_verdict_says_how_many_seeds_it_estimates():
+    gap = paired_gap([0.02, 0.08, -0.04, 0.12, 0.0], tolerance=0.03)
+    assert gap["within_tolerance"] is None
+    assert gap["seeds_to_decide_estimated"] > gap["n"]
+    assert f"about {gap['seeds_to_decide_estimated']} seeds in all" in verdict(gap)
+    assert "(estimated)" in verdict(gap)
+    settled = paired_gap([0.140, 0.150, 0.130], 0.03)
+    assert settled["seeds_to_decide_estimated"] == 3 and "estimated" not in verdict(settled)
