@@ -23,7 +23,9 @@ interval is "within" the tolerance (--tolerance, 3 points) only if the whole int
 if the whole interval is outside, and undecided otherwise; an undecided gap says about how many seeds
 would settle it were its mean and sd to hold (`seeds_to_decide_estimated`, an estimate).
 A run whose results.json already holds the same config is reused, so separate processes can share
-the work. Writes `<output>/<name>_fed_vs_central/table.md` and `table.json` (with `gaps`).
+the work; `--table-only` runs nothing and tabulates what has finished. Writes
+`<output>/<name>_fed_vs_central/table.md`, `table.json` (with `gaps`) and `gap_over_seeds.png` (each gap's
+interval as seeds accumulate).
 """
 
 from __future__ import annotations
@@ -178,6 +180,48 @@ def format_table(rows: list[dict], tolerance: float = 0.03) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 
+def running_gaps(rows: list[dict], strategy: str, mode: str, tolerance: float) -> list[dict]:
+    """paired_gap over the first 2, 3, ... seeds (in seed order) that have both runs: how the interval narrows."""
+    diffs = [r["accuracy"]["federated"] - r["accuracy"][mode]
+             for r in sorted(rows, key=lambda r: r["seed"])
+             if r["strategy"] == strategy and "federated" in r["accuracy"] and mode in r["accuracy"]]
+    return [paired_gap(diffs[:n], tolerance) for n in range(2, len(diffs) + 1)]
+
+
+def plot_running_gap(rows: list[dict], tolerance: float, path: Path) -> Path | None:
+    """Each gap's mean and 95% interval as seeds accumulate, against the +-tolerance band; None if too few."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {(s, m): g for s in dict.fromkeys(r["strategy"] for r in rows) for m in GAPS
+              if (g := running_gaps(rows, s, m, tolerance))}
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.axhspan(-100 * tolerance, 100 * tolerance, color="tab:green", alpha=0.12, label=f"+-{100 * tolerance:g} points")
+    ax.axhline(0, color="grey", lw=0.8)
+    for i, ((strategy, mode), gaps) in enumerate(curves.items()):
+        n = [g["n"] + 0.08 * i for g in gaps]  # a small shift keeps the intervals apart
+        mean = [100 * g["mean"] for g in gaps]
+        lo = [100 * g["ci95"][0] for g in gaps]
+        hi = [100 * g["ci95"][1] for g in gaps]
+        line, = ax.plot(n, mean, "o-", ms=3, label=f"{strategy}: federated - {mode}")
+        ax.fill_between(n, lo, hi, color=line.get_color(), alpha=0.15)
+    # Two or three seeds give intervals tens of points wide; scale to the rest so the band stays readable.
+    later = [100 * v for gaps in curves.values() for g in gaps if g["n"] >= 4 for v in g["ci95"]]
+    if later:
+        ax.set_ylim(min(*later, -100 * tolerance) - 2, max(*later, 100 * tolerance) + 2)
+    ax.set(xlabel="seeds so far (in seed order)", ylabel="accuracy gap, points (mean, 95% CI)",
+           title="Federated minus centralized as seeds accumulate")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every (strategy, seed, mode) that has no results yet, then write the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -188,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default=",".join(_TAGS.values()),
                         help=f"comma-separated subset of {','.join(_TAGS.values())} (default: all; fed always runs)")
     parser.add_argument("--tolerance", type=float, default=3.0, help="accuracy points the gap is judged against")
+    parser.add_argument("--table-only", action="store_true",
+                        help="run nothing: build the table from the finished runs (others are listed and left out)")
     args = parser.parse_args(argv)
     tags = [m.strip() for m in args.modes.split(",") if m.strip()]
     if unknown := [m for m in tags if m not in _TAGS.values()]:
@@ -208,21 +254,32 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         raise SystemExit(str(err)) from None
     rows: dict[tuple[str, int], dict] = {}
+    missing = []
     for i, (strategy, seed, mode, cfg) in enumerate(plan, 1):
-        print(f"== {i}/{len(plan)}: {strategy}, seed {seed}, {mode}", flush=True)
-        results = _run(cfg, mode)
+        if args.table_only:
+            if (results := _finished(cfg, mode)) is None:
+                missing.append(f"{strategy} seed {seed} {mode}")
+                continue
+        else:
+            print(f"== {i}/{len(plan)}: {strategy}, seed {seed}, {mode}", flush=True)
+            results = _run(cfg, mode)
         row = rows.setdefault((strategy, seed), {"strategy": strategy, "seed": seed, "accuracy": {}, "runs": {}})
         row["accuracy"][mode] = results["accuracy"]
         row["runs"][mode] = str(cfg.run_dir())
+    if missing:
+        print(f"left out, not finished ({len(missing)}): {'; '.join(missing)}")
+    if not rows:
+        raise SystemExit("no finished runs to tabulate")
     table = format_table(list(rows.values()), args.tolerance / 100)
     out = Path(base.output) / f"{base.name}_fed_vs_central"
     out.mkdir(parents=True, exist_ok=True)
+    plot = plot_running_gap(list(rows.values()), args.tolerance / 100, out / "gap_over_seeds.png")
     command = " ".join(["python", "simulations/federated_vs_central.py", *(argv if argv is not None else sys.argv[1:])])
     (out / "table.md").write_text(f"`{command}`\n\n{table}")
     (out / "table.json").write_text(json.dumps({"command": command, "rows": list(rows.values()),
                                                 "gaps": gaps_of(list(rows.values()), args.tolerance / 100)}, indent=2))
     print(table)
-    print(f"wrote {out / 'table.md'} and {out / 'table.json'}")
+    print(f"wrote {out / 'table.md'} and {out / 'table.json'}" + (f" and {plot}" if plot else ""))
     return 0
 
 

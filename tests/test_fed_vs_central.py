@@ -68,3 +68,43 @@ def test_an_undecided_verdict_says_how_many_seeds_it_estimates():
     assert "(estimated)" in verdict(gap)
     settled = paired_gap([0.140, 0.150, 0.130], 0.03)
     assert settled["seeds_to_decide_estimated"] == 3 and "estimated" not in verdict(settled)
+
+
+def test_table_only_tabulates_finished_runs_and_runs_nothing(tmp_path, capsys):
+    import json
+
+    from fedsplit.config import load_config
+    from simulations.federated_vs_central import _overrides, main
+
+    def finish(seed: int, mode: str, accuracy: float) -> None:
+        cfg = load_config(None, _overrides([f"output={tmp_path}"], "default", "duetface", seed, mode, str(tmp_path)))
+        cfg.run_dir().mkdir(parents=True)
+        (cfg.run_dir() / "results.json").write_text(json.dumps({"accuracy": accuracy, "config": cfg.to_dict()}))
+
+    finish(0, "federated", 0.70)
+    finish(0, "central mixed", 0.64)
+    finish(1, "federated", 0.66)
+    finish(1, "central mixed", 0.63)
+    finish(2, "federated", 0.61)  # its central run never finished
+    stale = tmp_path / "default_duetface_s2_central_mixed"
+    stale.mkdir()  # a run in progress: no results.json yet
+    assert main(["--seeds", "0,1,2", "--modes", "fed,central_mixed", "--table-only", "--set", f"output={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "left out, not finished (1): duetface seed 2 central mixed" in out
+    assert "== " not in out  # nothing was run
+    table = json.loads((tmp_path / "default_fed_vs_central" / "table.json").read_text())
+    gap = table["gaps"]["duetface"]["central mixed"]
+    assert gap["n"] == 2 and gap["mean"] == pytest.approx(0.045)
+    assert (tmp_path / "default_fed_vs_central" / "gap_over_seeds.png").stat().st_size > 0
+    assert not (stale / "results.json").exists()
+
+
+def test_running_gaps_narrow_in_seed_order():
+    from simulations.federated_vs_central import running_gaps
+
+    rows = [{"strategy": "duetface", "seed": s, "accuracy": {"federated": 0.6 + d, "central mixed": 0.6}}
+            for s, d in [(2, 0.01), (0, 0.05), (1, -0.01), (3, 0.02)]]
+    gaps = running_gaps(rows, "duetface", "central mixed", 0.03)
+    assert [g["n"] for g in gaps] == [2, 3, 4]
+    assert gaps[0]["mean"] == pytest.approx(0.02)  # seeds 0 and 1 first, not the order of the rows
+    assert gaps[-1]["mean"] == pytest.approx(0.0175)
