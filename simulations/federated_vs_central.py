@@ -194,13 +194,14 @@ def plot_running_gap(rows: list[dict], tolerance: float, path: Path) -> Path | N
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     curves = {(s, m): g for s in dict.fromkeys(r["strategy"] for r in rows) for m in GAPS
               if (g := running_gaps(rows, s, m, tolerance))}
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.axhspan(-100 * tolerance, 100 * tolerance, color="tab:green", alpha=0.12, label=f"+-{100 * tolerance:g} points")
+    ax.axhspan(-100 * tolerance, 100 * tolerance, color="grey", alpha=0.15, label=f"+-{100 * tolerance:g} points")
     ax.axhline(0, color="grey", lw=0.8)
     for i, ((strategy, mode), gaps) in enumerate(curves.items()):
         n = [g["n"] + 0.08 * i for g in gaps]  # a small shift keeps the intervals apart
@@ -215,6 +216,7 @@ def plot_running_gap(rows: list[dict], tolerance: float, path: Path) -> Path | N
         ax.set_ylim(min(*later, -100 * tolerance) - 2, max(*later, 100 * tolerance) + 2)
     ax.set(xlabel="seeds so far (in seed order)", ylabel="accuracy gap, points (mean, 95% CI)",
            title="Federated minus centralized as seeds accumulate")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
