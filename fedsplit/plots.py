@@ -1,4 +1,4 @@
-"""PNG plots of a federated run: accuracy and bytes over rounds, and bytes per client."""
+"""PNG plots: a federated run's accuracy and bytes over rounds and bytes per client, and gap intervals over seeds."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on the machines this runs on
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def plot_rounds(results: dict, path: Path) -> Path:
@@ -37,6 +38,27 @@ def plot_clients(results: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(max(5, 0.35 * len(names) + 2), 3.5))
     _up_down_bars(ax, names, [per_client[n]["uplink"] for n in names], [per_client[n]["downlink"] for n in names],
                   "client (partition id)", "bytes per client, measured")
+    return _save(fig, path)
+
+
+def plot_gap_intervals(curves: dict[str, list[dict]], tolerance: float, path: Path) -> Path:
+    """Each labelled gap's mean and 95% interval (paired_gap dicts, by seed count) against the +-tolerance band."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.axhspan(-100 * tolerance, 100 * tolerance, color="grey", alpha=0.15, label=f"+-{100 * tolerance:g} points")
+    ax.axhline(0, color="grey", lw=0.8)
+    for i, (label, gaps) in enumerate(curves.items()):
+        n = [g["n"] + 0.08 * i for g in gaps]  # a small shift keeps the intervals apart
+        line, = ax.plot(n, [100 * g["mean"] for g in gaps], "o-", ms=3, label=label)
+        ax.fill_between(n, [100 * g["ci95"][0] for g in gaps], [100 * g["ci95"][1] for g in gaps],
+                        color=line.get_color(), alpha=0.15)
+    # Two or three seeds give intervals tens of points wide; scale to the rest so the band stays readable.
+    later = [100 * v for gaps in curves.values() for g in gaps if g["n"] >= 4 for v in g["ci95"]]
+    if later:
+        ax.set_ylim(min(*later, -100 * tolerance) - 2, max(*later, 100 * tolerance) + 2)
+    ax.set(xlabel="seeds so far (in seed order)", ylabel="accuracy gap, points (mean, 95% CI)",
+           title="Federated minus centralized as seeds accumulate")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from fedsplit.central import train_central
 from fedsplit.config import Config, ConfigError, load_config, same_config
 from fedsplit.federated import run_federated
+from fedsplit.plots import plot_gap_intervals
 from fedsplit.protection import STRATEGIES
 from fedsplit.training import CLIENT_MODEL
 
@@ -190,38 +191,9 @@ def running_gaps(rows: list[dict], strategy: str, mode: str, tolerance: float) -
 
 def plot_running_gap(rows: list[dict], tolerance: float, path: Path) -> Path | None:
     """Each gap's mean and 95% interval as seeds accumulate, against the +-tolerance band; None if too few."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    curves = {(s, m): g for s in dict.fromkeys(r["strategy"] for r in rows) for m in GAPS
+    curves = {f"{s}: federated - {m}": g for s in dict.fromkeys(r["strategy"] for r in rows) for m in GAPS
               if (g := running_gaps(rows, s, m, tolerance))}
-    if not curves:
-        return None
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.axhspan(-100 * tolerance, 100 * tolerance, color="grey", alpha=0.15, label=f"+-{100 * tolerance:g} points")
-    ax.axhline(0, color="grey", lw=0.8)
-    for i, ((strategy, mode), gaps) in enumerate(curves.items()):
-        n = [g["n"] + 0.08 * i for g in gaps]  # a small shift keeps the intervals apart
-        mean = [100 * g["mean"] for g in gaps]
-        lo = [100 * g["ci95"][0] for g in gaps]
-        hi = [100 * g["ci95"][1] for g in gaps]
-        line, = ax.plot(n, mean, "o-", ms=3, label=f"{strategy}: federated - {mode}")
-        ax.fill_between(n, lo, hi, color=line.get_color(), alpha=0.15)
-    # Two or three seeds give intervals tens of points wide; scale to the rest so the band stays readable.
-    later = [100 * v for gaps in curves.values() for g in gaps if g["n"] >= 4 for v in g["ci95"]]
-    if later:
-        ax.set_ylim(min(*later, -100 * tolerance) - 2, max(*later, 100 * tolerance) + 2)
-    ax.set(xlabel="seeds so far (in seed order)", ylabel="accuracy gap, points (mean, 95% CI)",
-           title="Federated minus centralized as seeds accumulate")
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return plot_gap_intervals(curves, tolerance, path) if curves else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,14 +244,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"left out, not finished ({len(missing)}): {'; '.join(missing)}")
     if not rows:
         raise SystemExit("no finished runs to tabulate")
-    table = format_table(list(rows.values()), args.tolerance / 100)
+    done, tolerance = list(rows.values()), args.tolerance / 100
+    table = format_table(done, tolerance)
     out = Path(base.output) / f"{base.name}_fed_vs_central"
     out.mkdir(parents=True, exist_ok=True)
-    plot = plot_running_gap(list(rows.values()), args.tolerance / 100, out / "gap_over_seeds.png")
+    plot = plot_running_gap(done, tolerance, out / "gap_over_seeds.png")
     command = " ".join(["python", "simulations/federated_vs_central.py", *(argv if argv is not None else sys.argv[1:])])
     (out / "table.md").write_text(f"`{command}`\n\n{table}")
-    (out / "table.json").write_text(json.dumps({"command": command, "rows": list(rows.values()),
-                                                "gaps": gaps_of(list(rows.values()), args.tolerance / 100)}, indent=2))
+    (out / "table.json").write_text(json.dumps({"command": command, "rows": done,
+                                                "gaps": gaps_of(done, tolerance)}, indent=2))
     print(table)
     print(f"wrote {out / 'table.md'} and {out / 'table.json'}" + (f" and {plot}" if plot else ""))
     return 0
