@@ -36,7 +36,7 @@ from fedsplit.protection.base import add_noise
 from fedsplit.traffic import Ledger
 from fedsplit.batches import NOISE_STREAM, PAYLOAD_STREAM, WARMUP_STREAM, client_batch, client_rng
 from fedsplit.training import (ClientWarmup, ServerTrainer, flip_faces, freeze, load_client_model, model_costs,
-                               save_client_model, to_tensors)
+                               resolve_device, save_client_model, to_tensors)
 from fedsplit.verification import evaluate_pairs, pair_decisions, pair_distances
 from strategies.split_training import PAYLOAD, SplitTraining
 from strategies.warmup import SeededFedAvg
@@ -128,7 +128,8 @@ def make_client_app(cfg: Config) -> ClientApp:
             raise RuntimeError("payload requested before the frozen client model was installed")
         client = ClientNet(cfg.protection, cfg.model)
         client.load_state_dict(_state_of(context.state["client_model"]))
-        return freeze(client)
+        # On the device its warm-up trained on: an actor given a GPU encodes its payloads there too.
+        return freeze(client).to(resolve_device(cfg.train.device))
 
     @app.query("payload")
     def payload(msg: Message, context: Context) -> Message:
@@ -137,6 +138,7 @@ def make_client_app(cfg: Config) -> ClientApp:
         batches, size = int(conf["batches"]), int(conf["batch-size"])
         rng = client_rng(cfg.seed, int(conf["server-round"]), pid, PAYLOAD_STREAM)
         client = frozen_client(strategy, context)
+        device = resolve_device(cfg.train.device)
         sigma = cfg.protection.client_noise(pid)
         noise = _noise_generator(cfg.seed, int(conf["server-round"]), pid) if sigma > 0 else None
         parts: dict[str, list[torch.Tensor]] = {}
@@ -145,11 +147,11 @@ def make_client_app(cfg: Config) -> ClientApp:
         for _ in range(batches):
             x, lm, local = client_batch(splits, shard, size, rng)
             t0 = time.perf_counter()
-            encoded = strategy.encode(x, lm, client)
+            encoded = strategy.encode(x.to(device), lm, client)
             if sigma > 0:
                 encoded = add_noise(strategy, encoded, sigma, noise)
             for k, t in encoded.items():
-                parts.setdefault(k, []).append(t)
+                parts.setdefault(k, []).append(t.cpu())  # waits for a GPU's work, so compute is its real time
             compute += time.perf_counter() - t0
             labels.append(local)
         record = _arrays({**{k: torch.cat(v) for k, v in parts.items()}, "labels": torch.cat(labels)})
@@ -160,6 +162,7 @@ def make_client_app(cfg: Config) -> ClientApp:
     def evaluate(msg: Message, context: Context) -> Message:
         strategy, splits, shard, pid = setup(context)
         client = frozen_client(strategy, context)
+        device = resolve_device(cfg.train.device)
         sigma = cfg.protection.client_noise(pid)
         noise = _noise_generator(cfg.seed, 0, pid) if sigma > 0 else None
         out = RecordDict({"index": ArrayRecord({"face": Array(shard.eval_faces.astype(np.int64))})})
@@ -170,11 +173,11 @@ def make_client_app(cfg: Config) -> ClientApp:
             parts: dict[str, list[torch.Tensor]] = {}
             for i in range(0, len(images), 64):
                 x, lm = to_tensors(images[i : i + 64], landmarks[i : i + 64])
-                encoded = strategy.encode(x, lm, client)
+                encoded = strategy.encode(x.to(device), lm, client)
                 if sigma > 0:
                     encoded = add_noise(strategy, encoded, sigma, noise)
                 for k, t in encoded.items():
-                    parts.setdefault(k, []).append(t)
+                    parts.setdefault(k, []).append(t.cpu())
             out[name] = _arrays({k: torch.cat(v) for k, v in parts.items()})
         return Message(out, reply_to=msg)
 
