@@ -90,16 +90,24 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
 
 def paired_gap(diffs: list[float], tolerance: float) -> dict:
     """Mean of per-seed differences with its 95% t-interval, and whether the interval lies within
-    +-tolerance (True), wholly outside it (False) or across its edge (None: more seeds needed)."""
+    +-tolerance (True), wholly outside it (False) or across its edge (None: more seeds needed).
+
+    no_worse_than_tolerance asks the one-sided question, whether federation costs more than the tolerance:
+    True if the interval lies above -tolerance, False if wholly below it, None if it crosses it (the lower
+    end of a two-sided 95% interval is a one-sided 97.5% bound, so "shown" is the stricter reading).
+    """
     n = len(diffs)
     mean = statistics.fmean(diffs) if diffs else None
     if n < 2:
-        return {"n": n, "mean": mean, "sd": None, "ci95": None, "within_tolerance": None, "tolerance": tolerance}
+        return {"n": n, "mean": mean, "sd": None, "ci95": None, "within_tolerance": None,
+                "no_worse_than_tolerance": None, "tolerance": tolerance}
     sd = statistics.stdev(diffs)
     half = _t975(n - 1) * sd / math.sqrt(n)
     lo, hi = mean - half, mean + half
     within = True if -tolerance <= lo and hi <= tolerance else False if lo > tolerance or hi < -tolerance else None
-    return {"n": n, "mean": mean, "sd": sd, "ci95": [lo, hi], "within_tolerance": within, "tolerance": tolerance,
+    no_worse = True if lo >= -tolerance else False if hi < -tolerance else None
+    return {"n": n, "mean": mean, "sd": sd, "ci95": [lo, hi], "within_tolerance": within,
+            "no_worse_than_tolerance": no_worse, "tolerance": tolerance,
             "seeds_to_decide_estimated": seeds_to_decide(mean, sd, tolerance) if within is None else n}
 
 
@@ -140,7 +148,9 @@ def verdict(gap: dict) -> str:
         need = gap.get("seeds_to_decide_estimated")
         line += (f"; about {need} seeds in all would settle it if this mean and sd held (estimated)" if need
                  else "; the mean sits on the edge, so no number of seeds is estimated to settle it")
-    return line
+    worse = {True: f"shown (the interval lies above -{tol:g})", False: f"not shown (the interval lies below -{tol:g})",
+             None: f"undecided (the interval crosses -{tol:g})"}
+    return line + f". Federated at most {tol:g} points below: {worse[gap['no_worse_than_tolerance']]}"
 
 
 def _mean_sd(values: list[float]) -> str:

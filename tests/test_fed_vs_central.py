@@ -34,7 +34,22 @@ def test_one_seed_gives_no_verdict_and_the_table_says_so():
     assert "+10.00" in table and "too few for an interval" in table
     rows.append({"strategy": "duetface", "seed": 1, "accuracy": {"federated": 0.72, "central mixed": 0.61}})
     assert "federated - central mixed: +10.50 points, 95% CI" in format_table(rows, tolerance=0.03)
-    assert verdict(paired_gap([0.140, 0.150, 0.130], 0.03)).endswith("not within +-3 points")
+    assert "over 3 seeds: not within +-3 points." in verdict(paired_gap([0.140, 0.150, 0.130], 0.03))
+
+
+@pytest.mark.parametrize("diffs, no_worse, says", [
+    ([0.140, 0.150, 0.130, 0.145, 0.135], True, "shown (the interval lies above -3)"),  # higher: not within, no cost
+    ([0.010, 0.012, 0.008, 0.011, 0.009], True, "shown"),
+    ([-0.100, -0.110, -0.090, -0.105], False, "not shown (the interval lies below -3)"),
+    ([0.02, -0.08, 0.04, -0.12, 0.0], None, "undecided (the interval crosses -3)"),
+    ([0.02, 0.08, -0.04, 0.12, 0.0], None, "undecided"),  # crosses both -3 and +3
+])
+def test_the_one_sided_question_is_whether_federation_costs_more_than_the_tolerance(diffs, no_worse, says):
+    gap = paired_gap(diffs, tolerance=0.03)
+    assert gap["no_worse_than_tolerance"] is no_worse
+    lo, hi = gap["ci95"]
+    assert (lo >= -0.03) == (no_worse is True) and (hi < -0.03) == (no_worse is False)
+    assert f"Federated at most 3 points below: {says}" in verdict(gap)
 
 
 def test_modes_are_named_by_their_run_tags():
