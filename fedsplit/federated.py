@@ -73,6 +73,16 @@ def _noise_generator(seed: int, server_round: int, client: int) -> torch.Generat
     return torch.Generator().manual_seed(int(client_rng(seed, server_round, client, NOISE_STREAM).integers(2**62)))
 
 
+def _encode_batch(strategy: Strategy, x: torch.Tensor, lm: torch.Tensor, client: ClientNet | None,
+                  device: torch.device, sigma: float, noise: torch.Generator | None) -> dict[str, torch.Tensor]:
+    """One batch's payload, encoded on the client's device (its warm-up's: an actor given a GPU uses it),
+    noised when the client adds noise, and back on the CPU, which waits for a GPU's work to finish."""
+    encoded = strategy.encode(x.to(device), lm, client)
+    if sigma > 0:
+        encoded = add_noise(strategy, encoded, sigma, noise)
+    return {k: t.cpu() for k, t in encoded.items()}
+
+
 def make_client_app(cfg: Config) -> ClientApp:
     """The ClientApp of a run: every handler finds its data by partition-id."""
     app = ClientApp()
@@ -121,15 +131,14 @@ def make_client_app(cfg: Config) -> ClientApp:
         context.state["client_model"] = msg.content["arrays"]
         return Message(RecordDict({"ack": MetricRecord({"ok": 1})}), reply_to=msg)
 
-    def frozen_client(strategy: Strategy, context: Context) -> ClientNet | None:
+    def frozen_client(strategy: Strategy, context: Context, device: torch.device) -> ClientNet | None:
         if not strategy.uses_client_model:
             return None
         if "client_model" not in context.state:
             raise RuntimeError("payload requested before the frozen client model was installed")
         client = ClientNet(cfg.protection, cfg.model)
         client.load_state_dict(_state_of(context.state["client_model"]))
-        # On the device its warm-up trained on: an actor given a GPU encodes its payloads there too.
-        return freeze(client).to(resolve_device(cfg.train.device))
+        return freeze(client).to(device)
 
     @app.query("payload")
     def payload(msg: Message, context: Context) -> Message:
@@ -137,8 +146,8 @@ def make_client_app(cfg: Config) -> ClientApp:
         conf = msg.content["config"]
         batches, size = int(conf["batches"]), int(conf["batch-size"])
         rng = client_rng(cfg.seed, int(conf["server-round"]), pid, PAYLOAD_STREAM)
-        client = frozen_client(strategy, context)
         device = resolve_device(cfg.train.device)
+        client = frozen_client(strategy, context, device)
         sigma = cfg.protection.client_noise(pid)
         noise = _noise_generator(cfg.seed, int(conf["server-round"]), pid) if sigma > 0 else None
         parts: dict[str, list[torch.Tensor]] = {}
@@ -147,11 +156,8 @@ def make_client_app(cfg: Config) -> ClientApp:
         for _ in range(batches):
             x, lm, local = client_batch(splits, shard, size, rng)
             t0 = time.perf_counter()
-            encoded = strategy.encode(x.to(device), lm, client)
-            if sigma > 0:
-                encoded = add_noise(strategy, encoded, sigma, noise)
-            for k, t in encoded.items():
-                parts.setdefault(k, []).append(t.cpu())  # waits for a GPU's work, so compute is its real time
+            for k, t in _encode_batch(strategy, x, lm, client, device, sigma, noise).items():
+                parts.setdefault(k, []).append(t)
             compute += time.perf_counter() - t0
             labels.append(local)
         record = _arrays({**{k: torch.cat(v) for k, v in parts.items()}, "labels": torch.cat(labels)})
@@ -161,8 +167,8 @@ def make_client_app(cfg: Config) -> ClientApp:
     @app.query("eval")
     def evaluate(msg: Message, context: Context) -> Message:
         strategy, splits, shard, pid = setup(context)
-        client = frozen_client(strategy, context)
         device = resolve_device(cfg.train.device)
+        client = frozen_client(strategy, context, device)
         sigma = cfg.protection.client_noise(pid)
         noise = _noise_generator(cfg.seed, 0, pid) if sigma > 0 else None
         out = RecordDict({"index": ArrayRecord({"face": Array(shard.eval_faces.astype(np.int64))})})
@@ -173,11 +179,8 @@ def make_client_app(cfg: Config) -> ClientApp:
             parts: dict[str, list[torch.Tensor]] = {}
             for i in range(0, len(images), 64):
                 x, lm = to_tensors(images[i : i + 64], landmarks[i : i + 64])
-                encoded = strategy.encode(x.to(device), lm, client)
-                if sigma > 0:
-                    encoded = add_noise(strategy, encoded, sigma, noise)
-                for k, t in encoded.items():
-                    parts.setdefault(k, []).append(t.cpu())
+                for k, t in _encode_batch(strategy, x, lm, client, device, sigma, noise).items():
+                    parts.setdefault(k, []).append(t)
             out[name] = _arrays({k: torch.cat(v) for k, v in parts.items()})
         return Message(out, reply_to=msg)
 
