@@ -82,6 +82,11 @@ class ModelConfig:
     embedding: int = 128  # server embedding size
     client_embedding: int = 128
     head: str = "cosface"  # cosface | arcface (cosface learns faster at CPU budgets, see README)
+    # Scale and margin of every head (client warm-up and server). At a few hundred steps over ~160 classes
+    # the heads' own s=64 (with m=0.35/0.5) wrecks the client model instead of training it; s=8 is about
+    # AdaCos's fixed scale sqrt(2)*ln(C-1) for C=160. null: the head's own (s=64; m cosface 0.35, arcface 0.5 rad).
+    head_scale: float | None = 8.0
+    head_margin: float | None = 0.1
 
 
 @dataclass
@@ -293,6 +298,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"model.client: must be one of {', '.join(CLIENT_NAMES)}, got {m.client!r}")
     if m.head not in HEADS:
         raise ConfigError(f"model.head: must be one of {', '.join(HEADS)}, got {m.head!r}")
+    if m.head_scale is not None:
+        _positive("model.head_scale", m.head_scale, integer=False)
+    if m.head_margin is not None and not 0.0 <= m.head_margin < 1.0:
+        # cosface's margin is a cosine, arcface's an angle: past 1 either leaves no room to be right.
+        raise ConfigError(f"model.head_margin: must be in [0, 1), got {m.head_margin}")
     for key in ("server_width", "client_width"):
         if not 0.0 < getattr(m, key) <= 4.0:
             raise ConfigError(f"model.{key}: must be in (0, 4], got {getattr(m, key)}")
@@ -399,8 +409,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         raise ConfigError(f"{where}: {err}") from None
 
 
+# Keys added with a default that changes what a run does: a stored config without them was run as these
+# values say, not as today's default would (the rest of the keys added later keep older runs' behaviour).
+_BEFORE_THEY_EXISTED = {("model", "head_scale"): None, ("model", "head_margin"): None}
+
+
 def config_from_dict(values: dict[str, Any], where: str = "a stored config") -> Config:
-    """A Config from plain data such as results.json's `config`; keys added since it was written take defaults."""
+    """A Config from plain data such as results.json's `config`; keys added since it was written mean what it ran."""
+    values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
+    for (section, key), then in _BEFORE_THEY_EXISTED.items():
+        if isinstance(values.get(section), dict):
+            values[section].setdefault(key, then)
     try:
         return validate(_build(Config, values, ""))
     except ConfigError as err:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fedsplit.cli import main
-from fedsplit.config import Config, ConfigError, load_config
+from fedsplit.config import Config, ConfigError, config_from_dict, load_config, same_config
 
 from conftest import LFW_ROOT
 
@@ -69,6 +69,10 @@ def test_default_yaml_is_the_builtin_default():
     ("data.source=folder", "data.root"),
     ("train.rounds=true", "train.rounds"),
     ("train.central_batches=per_client", "train.central_batches"),
+    ("model.head_scale=0", "model.head_scale"),
+    ("model.head_scale=.inf", "model.head_scale"),
+    ("model.head_margin=1.2", "model.head_margin"),
+    ("model.head_margin=-0.1", "model.head_margin"),
 ])
 def test_bad_key_or_value_is_named(override, named):
     with pytest.raises(ConfigError, match=named.replace(".", r"\.").replace("[", r"\[")):
@@ -105,3 +109,13 @@ def test_ray_init_arguments_come_from_the_config():
     assert ray_init_args(load_config(None, ["simulation.ray_address=auto"])) == {"address": "auto"}
     with pytest.raises(ConfigError, match=r"simulation\.ray_num_cpus"):
         load_config(None, ["simulation.ray_num_cpus=1", "simulation.client_cpus=2"])
+
+
+def test_a_stored_config_from_before_the_head_keys_reads_as_the_heads_own():
+    # Runs written before model.head_scale/head_margin existed trained with s=64 and the head's margin:
+    # read back, they must not pass for runs of today's default (s=8, m=0.1), or scripts would reuse them.
+    stored = load_config().to_dict()
+    del stored["model"]["head_scale"], stored["model"]["head_margin"]
+    assert not same_config(stored, load_config())
+    assert same_config(stored, load_config(None, ["model.head_scale=null", "model.head_margin=null"]))
+    assert config_from_dict(stored).model.head_scale is None

@@ -296,3 +296,19 @@ def test_make_head() -> None:
     assert isinstance(make_head("cosface", 8, 3), CosFace)
     with pytest.raises(ValueError, match="sphereface"):
         make_head("sphereface", 8, 3)
+
+
+@pytest.mark.parametrize("name, own_margin", [("cosface", 0.35), ("arcface", 0.5)])
+def test_make_head_scale_and_margin_reach_the_logits(name, own_margin) -> None:
+    torch.manual_seed(0)
+    emb, labels = torch.randn(5, 8), torch.tensor([0, 1, 2, 0, 1])
+    own = make_head(name, 8, 3)
+    assert (own.s, own.m) == (64.0, own_margin)  # None keeps the head's own
+    given = make_head(name, 8, 3, s=8.0, m=0.1)
+    given.weight.data.copy_(own.weight.data)
+    cos = own.cosine(emb)
+    assert torch.allclose(given(emb), 8.0 * cos, atol=1e-6)  # no labels: scaled cosines only
+    target = given(emb, labels).gather(1, labels[:, None]).squeeze(1) / 8.0
+    expected = cos.gather(1, labels[:, None]).squeeze(1)
+    expected = expected - 0.1 if name == "cosface" else torch.cos(torch.acos(expected) + 0.1)
+    assert torch.allclose(target, expected, atol=1e-5)

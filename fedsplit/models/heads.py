@@ -77,8 +77,9 @@ class CosFace(_CosineHead):
 HEADS: dict[str, type[_CosineHead]] = {"arcface": ArcFace, "cosface": CosFace}
 
 
-def make_head(name: str, embedding: int, classes: int) -> nn.Module:
-    """Build the head called `name` ("arcface" or "cosface") with its default scale and margin."""
+def make_head(name: str, embedding: int, classes: int, s: float | None = None, m: float | None = None) -> nn.Module:
+    """Build the head called `name` ("arcface" or "cosface"); a None scale or margin keeps the head's own."""
     if name not in HEADS:
         raise ValueError(f"unknown head {name!r}; expected one of {sorted(HEADS)}")
-    return HEADS[name](embedding, classes)
+    given = {k: v for k, v in (("s", s), ("m", m)) if v is not None}
+    return HEADS[name](embedding, classes, **given)
