@@ -90,7 +90,8 @@ class ClientWarmup:
         self.strategy = strategy
         self.device = resolve_device(cfg.train.device)
         self.client = client.to(self.device)
-        self.head = make_head(cfg.model.head, cfg.model.client_embedding, num_classes).to(self.device)
+        self.head = make_head(cfg.model.head, cfg.model.client_embedding, num_classes, cfg.model.head_scale,
+                              cfg.model.head_margin).to(self.device)
         t = cfg.train
         self.opt = torch.optim.SGD(param_groups([client, self.head], t.weight_decay), lr=t.warmup_lr,
                                    momentum=t.momentum)
@@ -172,7 +173,8 @@ class ServerTrainer:
         self.strategy = strategy
         self.device = resolve_device(cfg.train.device)
         self.net = strategy.server_net(client_map_channels).to(self.device)
-        self.head = make_head(cfg.model.head, cfg.model.embedding, num_classes).to(self.device)
+        self.head = make_head(cfg.model.head, cfg.model.embedding, num_classes, cfg.model.head_scale,
+                              cfg.model.head_margin).to(self.device)
         t = cfg.train
         self.opt = torch.optim.SGD(param_groups([self.net, self.head], t.weight_decay), lr=t.lr,
                                    momentum=t.momentum)
@@ -242,6 +244,28 @@ def evaluate(strategy: Strategy, client: ClientNet | None, trainer: ServerTraine
     """Verification of index pairs into images/landmarks (each face embedded once)."""
     faces = np.unique(pairs)
     emb = embed_faces(strategy, client, trainer, images[faces], landmarks[faces], flip=flip)
+    where = np.searchsorted(faces, pairs)
+    return verify(emb[where[:, 0]], emb[where[:, 1]], same, fold)
+
+
+@torch.no_grad()
+def evaluate_client_model(strategy: Strategy, client: ClientNet, images: np.ndarray, landmarks: np.ndarray,
+                          pairs: np.ndarray, same: np.ndarray, fold: np.ndarray | None, flip: bool = True,
+                          batch_size: int = 64) -> Verification:
+    """Verification by the frozen client model's own embeddings of its planes: how much its warm-up taught it."""
+    faces = np.unique(pairs)
+    device = next(client.parameters()).device
+    out = []
+    for i in range(0, len(faces), batch_size):
+        views = [(images[faces[i : i + batch_size]], landmarks[faces[i : i + batch_size]])]
+        if flip:
+            views.append(flip_faces(*views[0]))
+        total = 0
+        for imgs, lms in views:
+            x, _ = to_tensors(imgs, lms)
+            total = total + nn.functional.normalize(client(strategy.client_planes(x.to(device))), dim=1).cpu()
+        out.append(total.numpy())
+    emb = np.concatenate(out)
     where = np.searchsorted(faces, pairs)
     return verify(emb[where[:, 0]], emb[where[:, 1]], same, fold)
 

@@ -12,7 +12,7 @@ from torch import nn
 from fedsplit.central import train_central
 from fedsplit.cli import main
 from fedsplit.config import load_config
-from fedsplit.training import lr_at, param_groups
+from fedsplit.training import evaluate_client_model, lr_at, param_groups
 
 TINY = ["data.identities=12", "data.eval_identities=4", "data.images_per_identity=4", "data.eval_pairs=20",
         "protection.upsample=1", "model.server_width=0.125", "model.client_width=0.25", "model.embedding=32",
@@ -45,6 +45,7 @@ def test_train_writes_the_results_contract(tmp_path, capsys):
         assert key in results, key
     assert 0.0 <= results["accuracy"] <= 1.0 and results["tar_at_far"] is None  # 10 negatives only
     assert results["params"]["client"] > 0 and results["macs"]["server"] > 0  # duetface uses its client model
+    assert 0.0 <= results["client_model_accuracy"] <= 1.0
     assert [e["round"] for e in results["epochs"]] == [1, 2]
     assert results["server_steps"] == 2 * 1 * 2 and results["config"]["name"] == "tiny"
     assert (tmp_path / "tiny" / "report.md").read_text().startswith("# tiny: duetface")
@@ -160,3 +161,30 @@ def test_a_by_client_run_interrupted_in_its_warm_up_resumes_to_the_same_result(t
     assert any("resumed" in line and "warm-up step 4/8" in line for line in lines)
     assert [w["loss"] for w in resumed["warmup"]] == [w["loss"] for w in straight["warmup"]]
     assert [e["loss"] for e in resumed["epochs"]] == [e["loss"] for e in straight["epochs"]]
+
+
+def test_the_client_model_is_judged_on_its_own_embeddings_of_the_paired_faces():
+    from fedsplit.data.synthetic import SyntheticFaces
+    from fedsplit.protection import ClientNet, make_strategy
+
+    cfg = load_config(None, TINY)
+    torch.manual_seed(0)
+    client = ClientNet(cfg.protection, cfg.model).eval()
+    images, _, landmarks = SyntheticFaces(3, 2, seed=0).batch(np.arange(6))
+    strategy = make_strategy(cfg.protection, cfg.model)
+    # a face against itself is at distance 0, against another face it is not: any model separates these,
+    # so anything but 100% means pairs and embeddings were mismatched
+    pairs = np.array([[i, i] for i in range(6)] * 2 + [[i, (i + 1) % 6] for i in range(6)] * 2)
+    same = np.array([True] * 12 + [False] * 12)
+    assert evaluate_client_model(strategy, client, images, landmarks, pairs, same, None).accuracy == 1.0
+
+
+def test_without_a_warm_up_the_client_model_is_still_frozen(tmp_path):
+    from fedsplit.training import CLIENT_MODEL
+
+    cfg = load_config(None, [f"output={tmp_path}", "name=cold", *TINY, "train.warmup_rounds=0"])
+    results = train_central(cfg, fresh=True, log=lambda s: None)
+    assert results["warmup_steps"] == 0
+    state = torch.load(tmp_path / "cold" / CLIENT_MODEL, weights_only=False)["state"]
+    # BatchNorm statistics as initialised: no payload was made with the model in training mode
+    assert int(state["norm.num_batches_tracked"]) == 0 and not state["norm.running_mean"].any()
