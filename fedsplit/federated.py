@@ -68,6 +68,15 @@ def _state_of(rec: ArrayRecord) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.array(rec[k].numpy())) for k in rec.keys()}
 
 
+def warmed_up(arrays: ArrayRecord, failures: list[dict], rounds: int, timeout: float) -> ArrayRecord:
+    """The warm-up's averaged client model, or an error naming why no round produced one."""
+    if len(arrays):
+        return arrays
+    why = "; ".join(f"round {f['round']}: {f['error']}" for f in failures[-3:]) or "no replies"
+    raise RuntimeError(f"client-model warm-up: no client reply arrived in any of the {rounds} rounds ({why}); "
+                       f"simulation.round_timeout is {timeout:g} s")
+
+
 def _noise_generator(seed: int, server_round: int, client: int) -> torch.Generator:
     """The client's noise stream for one round (0: its held-out payloads), independent of the actor."""
     return torch.Generator().manual_seed(int(client_rng(seed, server_round, client, NOISE_STREAM).integers(2**62)))
@@ -334,6 +343,7 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
         # 1. Client-model warm-up with FedAvg, then frozen and installed on every client.
         client = None
         history: list[dict] = []
+        warmup_failures: list[dict] = []
         if t.client_model is not None:
             client = load_client_model(t.client_model, cfg)
             log(f"[{cfg.name}] client model from {t.client_model} (frozen, no warm-up)")
@@ -346,7 +356,8 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
                 result = fedavg.start(grid=counting, initial_arrays=_arrays(client.state_dict()),
                                       num_rounds=t.warmup_rounds, timeout=timeout,
                                       train_config=ConfigRecord({"lr": t.warmup_lr}))
-                client.load_state_dict(_state_of(result.arrays))
+                warmup_failures.extend(fedavg.failures)
+                client.load_state_dict(_state_of(warmed_up(result.arrays, fedavg.failures, t.warmup_rounds, timeout)))
                 for rnd, metrics in sorted(result.train_metrics_clientapp.items()):
                     history.append({"round": rnd, "phase": "warmup", "loss": float(metrics.get("loss", float("nan"))),
                                     "accuracy": None, "uplink": ledger.total("uplink", rnd, "warmup"),
@@ -422,6 +433,7 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
         split.start(grid=counting, initial_arrays=ArrayRecord(), num_rounds=t.rounds, timeout=timeout,
                     evaluate_fn=evaluate_and_log)
         out["history"] = history
+        out["warmup_failures"] = warmup_failures
         out["results"] = _write_outputs(cfg, out, start, log)
 
     return app
@@ -499,7 +511,7 @@ def _write_outputs(cfg: Config, out: dict[str, Any], start: float, log: Callable
         "payload_bytes_per_image": strategy.payload_bytes_per_sample(),
         "raw_image_bytes": RAW_IMAGE_BYTES,
         "client_accuracy": out["client_accuracy"],
-        "server_steps": out["trainer"].steps, "failed_replies": out["split"].failures,
+        "server_steps": out["trainer"].steps, "failed_replies": out["warmup_failures"] + out["split"].failures,
         "params": params, "macs": macs, "rounds": out["history"],
         "wall_seconds": round(time.time() - start, 2),
         # Float sums differ with the thread count, and a run's accuracy with them: say how it ran.

@@ -28,6 +28,7 @@ class SeededFedAvg(FedAvg):
         self.node_client = node_client
         self.clients_per_round = clients_per_round
         self.rng = random.Random(seed)
+        self.failures: list[dict] = []  # one entry per failed reply, or per round with replies missing
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         """The same messages FedAvg sends, to a seeded sample of clients."""
@@ -38,6 +39,14 @@ class SeededFedAvg(FedAvg):
         return self._construct_messages(record, sorted(chosen, key=self.node_client.__getitem__), MessageType.TRAIN)
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """FedAvg's weighted mean, over replies in partition order: float sums depend on their order."""
+        """FedAvg's weighted mean, over replies in partition order (float sums depend on it); failures are counted."""
         ordered = sorted(replies, key=lambda m: self.node_client.get(m.metadata.src_node_id, -1))
+        for r in ordered:
+            if r.has_error():  # FedAvg skips these; they are recorded so a run can say why it has no model
+                reason = r.error.reason.splitlines()[0][:300] if r.error.reason else str(r.error.code)
+                self.failures.append({"round": server_round, "phase": "warmup", "node": r.metadata.src_node_id,
+                                      "error": reason})
+        if (missing := self.clients_per_round - len(ordered)) > 0:
+            self.failures.append({"round": server_round, "phase": "warmup", "node": None,
+                                  "error": f"{missing} replies timed out"})
         return super().aggregate_train(server_round, ordered)

@@ -186,6 +186,46 @@ def test_setup_requests_are_retried_then_named(message_identity, monkeypatch):
         fed.ask_all(_Dead(set()), [1, 2], RecordDict, "query.info", timeout=1, what="client info", attempts=2)
 
 
+def test_warm_up_failures_are_counted_and_a_warm_up_with_no_reply_is_named(message_identity):
+    import fedsplit.federated as fed
+    from flwr.app import ConfigRecord, Error
+    from strategies.warmup import SeededFedAvg
+
+    class _Broken:
+        """Node 11 fails every round, node 12 never answers, node 10 answers with weights."""
+
+        def send_and_receive(self, messages, timeout=None):
+            out = []
+            for m in messages:
+                node = m.metadata.dst_node_id
+                if node == 10:
+                    rec = RecordDict({"arrays": ArrayRecord({"w": fed.Array(np.ones(2, np.float32))}),
+                                      "metrics": MetricRecord({"num-examples": 4})})
+                    out.append(Message(rec, reply_to=m))
+                elif node == 11:
+                    out.append(Message(Error(code=2, reason="CUDA out of memory\ntraceback..."), reply_to=m))
+            return out
+
+    start = ArrayRecord({"w": fed.Array(np.zeros(2, np.float32))})
+    avg = SeededFedAvg({10: 0, 11: 1, 12: 2}, 3, seed=0, fraction_evaluate=0.0)
+    result = avg.start(grid=_Broken(), initial_arrays=start, num_rounds=2, timeout=1, train_config=ConfigRecord())
+    assert np.array_equal(result.arrays["w"].numpy(), np.ones(2))  # node 10's weights alone
+    assert [(f["round"], f["node"], f["error"]) for f in avg.failures] == [
+        (1, 11, "CUDA out of memory"), (1, None, "1 replies timed out"),
+        (2, 11, "CUDA out of memory"), (2, None, "1 replies timed out")]
+
+    class _Silent:
+        def send_and_receive(self, messages, timeout=None):
+            return []
+
+    silent = SeededFedAvg({10: 0, 11: 1}, 2, seed=0, fraction_evaluate=0.0)
+    result = silent.start(grid=_Silent(), initial_arrays=start, num_rounds=2, timeout=1, train_config=ConfigRecord())
+    with pytest.raises(RuntimeError, match=r"warm-up: no client reply arrived in any of the 2 rounds "
+                                           r"\(round 1: 2 replies timed out; round 2: 2 replies timed out\); "
+                                           r"simulation\.round_timeout is 7 s"):
+        fed.warmed_up(result.arrays, silent.failures, 2, 7.0)
+
+
 def test_a_run_repeats_exactly(tmp_path):
     # Four clients, three sampled per round: the sample must not depend on Flower's random node ids.
     # Two held-out identities for four clients: two hold none, which must not break evaluation.
