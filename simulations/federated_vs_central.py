@@ -42,7 +42,9 @@ from fedsplit.config import Config, ConfigError, load_config, same_config
 from fedsplit.federated import run_federated
 from fedsplit.plots import plot_gap_intervals
 from fedsplit.protection import STRATEGIES
-from fedsplit.training import CLIENT_MODEL
+from fedsplit.data.splits import FaceSplits, build_splits
+from fedsplit.protection import make_strategy
+from fedsplit.training import CLIENT_MODEL, evaluate_client_model, load_client_model
 
 MODES = ("federated", "central by_client", "central mixed", "central, fed client")
 _TAGS = {"federated": "fed", "central by_client": "central_by_client", "central mixed": "central_mixed",
@@ -71,6 +73,21 @@ def _finished(cfg: Config, mode: str) -> dict | None:
                 not has_client or (model.exists() and model.stat().st_mtime <= path.stat().st_mtime)):
             return results
     return None
+
+
+def client_model_accuracy(cfg: Config, splits: FaceSplits) -> float | None:
+    """A finished run's frozen client model verifying the held-out pairs by its own embeddings; None without one.
+
+    Computed here, outside the run: the federated server never holds faces, and this is a diagnostic of
+    the warm-up (federated averaging vs one central model), not something a deployment could measure.
+    """
+    path = cfg.run_dir() / CLIENT_MODEL
+    if not path.exists():
+        return None
+    strategy = make_strategy(cfg.protection, cfg.model)
+    client = load_client_model(path, cfg)
+    return evaluate_client_model(strategy, client, splits.images, splits.landmarks, splits.pairs, splits.same,
+                                 splits.fold, flip=cfg.train.flip_tta).accuracy
 
 
 def _run(cfg: Config, mode: str) -> dict:
@@ -186,6 +203,10 @@ def format_table(rows: list[dict], tolerance: float = 0.03) -> str:
         gaps = [f"{100 * g['mean']:.2f} +- {100 * (g['sd'] or 0.0):.2f}" if (g := judged[strategy].get(m)) else "-"
                 for m in GAPS]
         lines.append(f"| **{strategy} mean +- sd** | {len(mine)} seeds | " + " | ".join(cols + gaps) + " |")
+        alone = [_mean_sd([r["client_model_accuracy"][m] for r in mine if m in r.get("client_model_accuracy", {})])
+                 for m in MODES]
+        if any(c != "-" for c in alone):
+            lines.append(f"| {strategy}: client model alone | mean +- sd | " + " | ".join(alone + ["-"] * len(GAPS)) + " |")
     notes = [f"- {strategy}, federated - {m}: {verdict(g)}"
              for strategy, by_mode in judged.items() for m, g in by_mode.items()]
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
@@ -238,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         raise SystemExit(str(err)) from None
     rows: dict[tuple[str, int], dict] = {}
+    splits_of: dict[int, FaceSplits] = {}
     missing = []
     for i, (strategy, seed, mode, cfg) in enumerate(plan, 1):
         if args.table_only:
@@ -247,9 +269,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"== {i}/{len(plan)}: {strategy}, seed {seed}, {mode}", flush=True)
             results = _run(cfg, mode)
-        row = rows.setdefault((strategy, seed), {"strategy": strategy, "seed": seed, "accuracy": {}, "runs": {}})
+        row = rows.setdefault((strategy, seed), {"strategy": strategy, "seed": seed, "accuracy": {}, "runs": {},
+                                                 "client_model_accuracy": {}})
         row["accuracy"][mode] = results["accuracy"]
         row["runs"][mode] = str(cfg.run_dir())
+        if (cfg.run_dir() / CLIENT_MODEL).exists():  # the same faces for every mode of a seed: build them once
+            if splits_of.get(seed) is None:
+                splits_of[seed] = build_splits(cfg)
+            row["client_model_accuracy"][mode] = client_model_accuracy(cfg, splits_of[seed])
     if missing:
         print(f"left out, not finished ({len(missing)}): {'; '.join(missing)}")
     if not rows:

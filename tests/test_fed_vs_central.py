@@ -97,6 +97,14 @@ def test_table_only_tabulates_finished_runs_and_runs_nothing(tmp_path, capsys):
         (cfg.run_dir() / "results.json").write_text(json.dumps({"accuracy": accuracy, "config": cfg.to_dict()}))
 
     finish(0, "federated", 0.70)
+    import torch
+
+    from fedsplit.protection import ClientNet
+    from fedsplit.training import save_client_model
+
+    fed0 = load_config(None, _overrides([f"output={tmp_path}"], "default", "duetface", 0, "federated", str(tmp_path)))
+    torch.manual_seed(0)
+    save_client_model(ClientNet(fed0.protection, fed0.model).eval(), fed0, fed0.run_dir())  # an untrained one
     finish(0, "central mixed", 0.64)
     finish(1, "federated", 0.66)
     finish(1, "central mixed", 0.63)
@@ -112,6 +120,16 @@ def test_table_only_tabulates_finished_runs_and_runs_nothing(tmp_path, capsys):
     assert gap["n"] == 2 and gap["mean"] == pytest.approx(0.045)
     assert (tmp_path / "default_fed_vs_central" / "gap_over_seeds.png").stat().st_size > 0
     assert not (stale / "results.json").exists()
+    # the one run with a saved client model gets its own verification, judged on that seed's held-out pairs
+    from simulations.federated_vs_central import client_model_accuracy
+
+    from fedsplit.data.splits import build_splits
+
+    rows = {r["seed"]: r for r in table["rows"]}
+    assert rows[0]["client_model_accuracy"] == {"federated": client_model_accuracy(fed0, build_splits(fed0))}
+    assert 0.5 <= rows[0]["client_model_accuracy"]["federated"] < 1.0  # random features: above chance, not perfect
+    assert rows[1]["client_model_accuracy"] == {}
+    assert "| duetface: client model alone | mean +- sd |" in out
 
 
 def test_running_gaps_narrow_in_seed_order():
