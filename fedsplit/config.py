@@ -83,8 +83,9 @@ class ModelConfig:
     client_embedding: int = 128
     head: str = "cosface"  # cosface | arcface (cosface learns faster at CPU budgets, see README)
     # Scale and margin of every head (client warm-up and server). At a few hundred steps over ~160 classes
-    # the heads' own s=64 (with m=0.35/0.5) wrecks the client model instead of training it; s=8 is about
-    # AdaCos's fixed scale sqrt(2)*ln(C-1) for C=160. null: the head's own (s=64; m cosface 0.35, arcface 0.5 rad).
+    # the heads' own s=64 (with m=0.35/0.5) trains neither model: losses stay at a uniform guess and the
+    # client model verifies no better than untrained. s=8 is about AdaCos's fixed scale sqrt(2)*ln(C-1)
+    # for C=160. null: the head's own (s=64; m cosface 0.35, arcface 0.5 rad).
     head_scale: float | None = 8.0
     head_margin: float | None = 0.1
 
