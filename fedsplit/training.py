@@ -8,6 +8,7 @@ so equal step counts mean equal optimisation.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -221,9 +222,9 @@ class ServerTrainer:
         self.steps = int(state["steps"])
 
 
-def embed_faces(strategy: Strategy, client: ClientNet | None, trainer: ServerTrainer, images: np.ndarray,
-                landmarks: np.ndarray, batch_size: int = 64, flip: bool = True) -> np.ndarray:
-    """Server embeddings of faces, made from their payloads; with flip, the mirrored face's is added."""
+def _embed_views(images: np.ndarray, landmarks: np.ndarray, embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 size: int, batch_size: int = 64, flip: bool = True) -> np.ndarray:
+    """Normalised embeddings of faces by `embed(images, landmarks)`; with flip, the mirrored face's is added."""
     out = []
     for i in range(0, len(images), batch_size):
         views = [(images[i : i + batch_size], landmarks[i : i + batch_size])]
@@ -231,43 +232,47 @@ def embed_faces(strategy: Strategy, client: ClientNet | None, trainer: ServerTra
             views.append(flip_faces(*views[0]))
         total = None
         for imgs, lms in views:
-            x, lm = to_tensors(imgs, lms)
-            emb = nn.functional.normalize(trainer.embed(strategy.encode(x.to(trainer.device), lm, client)), dim=1)
+            emb = nn.functional.normalize(embed(*to_tensors(imgs, lms)), dim=1).cpu()
             total = emb if total is None else total + emb
         out.append(total.numpy())
-    return np.concatenate(out) if out else np.zeros((0, trainer.cfg.model.embedding), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, size), np.float32)
+
+
+def _verify_pairs(faces_embedding: Callable[[np.ndarray], np.ndarray], pairs: np.ndarray, same: np.ndarray,
+                  fold: np.ndarray | None) -> Verification:
+    """Verification of index pairs, each face embedded once."""
+    faces = np.unique(pairs)
+    emb = faces_embedding(faces)
+    where = np.searchsorted(faces, pairs)
+    return verify(emb[where[:, 0]], emb[where[:, 1]], same, fold)
+
+
+def embed_faces(strategy: Strategy, client: ClientNet | None, trainer: ServerTrainer, images: np.ndarray,
+                landmarks: np.ndarray, batch_size: int = 64, flip: bool = True) -> np.ndarray:
+    """Server embeddings of faces, made from their payloads; with flip, the mirrored face's is added."""
+    def server(x: torch.Tensor, lm: torch.Tensor) -> torch.Tensor:
+        return trainer.embed(strategy.encode(x.to(trainer.device), lm, client))
+    return _embed_views(images, landmarks, server, trainer.cfg.model.embedding, batch_size, flip)
 
 
 def evaluate(strategy: Strategy, client: ClientNet | None, trainer: ServerTrainer, images: np.ndarray,
              landmarks: np.ndarray, pairs: np.ndarray, same: np.ndarray, fold: np.ndarray | None,
              flip: bool = True) -> Verification:
     """Verification of index pairs into images/landmarks (each face embedded once)."""
-    faces = np.unique(pairs)
-    emb = embed_faces(strategy, client, trainer, images[faces], landmarks[faces], flip=flip)
-    where = np.searchsorted(faces, pairs)
-    return verify(emb[where[:, 0]], emb[where[:, 1]], same, fold)
+    return _verify_pairs(lambda faces: embed_faces(strategy, client, trainer, images[faces], landmarks[faces],
+                                                   flip=flip), pairs, same, fold)
 
 
 @torch.no_grad()
 def evaluate_client_model(strategy: Strategy, client: ClientNet, images: np.ndarray, landmarks: np.ndarray,
-                          pairs: np.ndarray, same: np.ndarray, fold: np.ndarray | None, flip: bool = True,
-                          batch_size: int = 64) -> Verification:
+                          pairs: np.ndarray, same: np.ndarray, fold: np.ndarray | None, flip: bool = True) -> Verification:
     """Verification by the frozen client model's own embeddings of its planes: how much its warm-up taught it."""
-    faces = np.unique(pairs)
     device = next(client.parameters()).device
-    out = []
-    for i in range(0, len(faces), batch_size):
-        views = [(images[faces[i : i + batch_size]], landmarks[faces[i : i + batch_size]])]
-        if flip:
-            views.append(flip_faces(*views[0]))
-        total = 0
-        for imgs, lms in views:
-            x, _ = to_tensors(imgs, lms)
-            total = total + nn.functional.normalize(client(strategy.client_planes(x.to(device))), dim=1).cpu()
-        out.append(total.numpy())
-    emb = np.concatenate(out)
-    where = np.searchsorted(faces, pairs)
-    return verify(emb[where[:, 0]], emb[where[:, 1]], same, fold)
+
+    def own(x: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+        return client(strategy.client_planes(x.to(device)))
+    return _verify_pairs(lambda faces: _embed_views(images[faces], landmarks[faces], own, 0, flip=flip),
+                         pairs, same, fold)
 
 
 def example_payload(strategy: Strategy) -> dict[str, torch.Tensor]:
