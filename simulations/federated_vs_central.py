@@ -39,11 +39,10 @@ from pathlib import Path
 
 from fedsplit.central import train_central
 from fedsplit.config import Config, ConfigError, load_config, same_config
+from fedsplit.data.splits import FaceSplits, build_splits
 from fedsplit.federated import run_federated
 from fedsplit.plots import plot_gap_intervals
-from fedsplit.protection import STRATEGIES
-from fedsplit.data.splits import FaceSplits, build_splits
-from fedsplit.protection import make_strategy
+from fedsplit.protection import STRATEGIES, make_strategy
 from fedsplit.training import CLIENT_MODEL, evaluate_client_model, load_client_model
 
 MODES = ("federated", "central by_client", "central mixed", "central, fed client")
@@ -273,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
                                                  "client_model_accuracy": {}})
         row["accuracy"][mode] = results["accuracy"]
         row["runs"][mode] = str(cfg.run_dir())
-        if (cfg.run_dir() / CLIENT_MODEL).exists():  # the same faces for every mode of a seed: build them once
+        if results.get("client_model_accuracy") is not None:  # fedsplit train measured it already
+            row["client_model_accuracy"][mode] = results["client_model_accuracy"]
+        elif (cfg.run_dir() / CLIENT_MODEL).exists():  # the same faces for every mode of a seed: build them once
             if splits_of.get(seed) is None:
                 splits_of[seed] = build_splits(cfg)
             row["client_model_accuracy"][mode] = client_model_accuracy(cfg, splits_of[seed])
