@@ -353,15 +353,27 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
                 counting.phase = "warmup"
                 fedavg = SeededFedAvg(counting.node_client, t.clients_per_round, cfg.seed, fraction_evaluate=0.0)
                 r0 = time.time()
+                warm_seconds: dict[int, float] = {}
+                clock = [r0]
+
+                def warm_round_done(rnd: int, _: ArrayRecord) -> None:
+                    # FedAvg calls this before round 1 and after each round: its only hook between rounds.
+                    if rnd > 0:
+                        warm_seconds[rnd] = round(time.time() - clock[0], 3)
+                        log(f"[{cfg.name}] warm-up round {rnd}/{t.warmup_rounds}  client loss "
+                            f"{fedavg.losses.get(rnd, float('nan')):.3f}  ({warm_seconds[rnd]:.1f} s)")
+                    clock[0] = time.time()
+
                 result = fedavg.start(grid=counting, initial_arrays=_arrays(client.state_dict()),
                                       num_rounds=t.warmup_rounds, timeout=timeout,
-                                      train_config=ConfigRecord({"lr": t.warmup_lr}))
+                                      train_config=ConfigRecord({"lr": t.warmup_lr}), evaluate_fn=warm_round_done)
                 warmup_failures.extend(fedavg.failures)
                 client.load_state_dict(_state_of(warmed_up(result.arrays, fedavg.failures, t.warmup_rounds, timeout)))
                 for rnd, metrics in sorted(result.train_metrics_clientapp.items()):
                     history.append({"round": rnd, "phase": "warmup", "loss": float(metrics.get("loss", float("nan"))),
                                     "accuracy": None, "uplink": ledger.total("uplink", rnd, "warmup"),
-                                    "downlink": ledger.total("downlink", rnd, "warmup"), "seconds": None})
+                                    "downlink": ledger.total("downlink", rnd, "warmup"),
+                                    "seconds": warm_seconds.get(rnd)})
                 log(f"[{cfg.name}] warm-up: {t.warmup_rounds} FedAvg rounds in {time.time() - r0:.1f} s, client loss "
                     f"{history[-1]['loss']:.3f}")
         if client is not None:

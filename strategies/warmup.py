@@ -29,6 +29,7 @@ class SeededFedAvg(FedAvg):
         self.clients_per_round = clients_per_round
         self.rng = random.Random(seed)
         self.failures: list[dict] = []  # one entry per failed reply, or per round with replies missing
+        self.losses: dict[int, float] = {}  # each round's mean client loss, readable before start() returns
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
         """The same messages FedAvg sends, to a seeded sample of clients."""
@@ -49,4 +50,7 @@ class SeededFedAvg(FedAvg):
         if (missing := self.clients_per_round - len(ordered)) > 0:
             self.failures.append({"round": server_round, "phase": "warmup", "node": None,
                                   "error": f"{missing} replies timed out"})
-        return super().aggregate_train(server_round, ordered)
+        arrays, metrics = super().aggregate_train(server_round, ordered)
+        if metrics is not None and "loss" in metrics:
+            self.losses[server_round] = float(metrics["loss"])
+        return arrays, metrics

@@ -115,6 +115,7 @@ def test_run_folder_has_every_output(run):
     lines = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     warmup = [("warmup", 1)] if cfg.protection.strategy == "duetface" else []  # only it uses the client model
     assert [(r["phase"], r["round"]) for r in lines] == warmup + [("split", 1), ("split", 2)]
+    assert all(r["seconds"] > 0 for r in lines), [(r["phase"], r["seconds"]) for r in lines]  # warm-up's too
     assert json.loads((folder / "results.json").read_text())["accuracy"] == results["accuracy"]
     for png in ("rounds.png", "clients.png"):
         image = cv2.imread(str(folder / png))
