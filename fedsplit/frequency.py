@@ -13,9 +13,11 @@ built; the CPU kernel computes each output value from K*K original pixels and wr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import mmap
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numba
@@ -194,11 +196,30 @@ def _transform(
     out_b = _empty_float32((b, 3, len(ks_b), h, w))
     if b:
         x = images.detach().to(torch.float32).contiguous()
-        _split_kernel(
-            x.numpy(), _CMIX, _DC, ops.taps_h, ops.rows_h, ops.taps_w, ops.cols_w,
-            np.asarray(ks_a, dtype=np.int64), out_a.numpy(), np.asarray(ks_b, dtype=np.int64), out_b.numpy(),
-        )
+        with _torch_threads():
+            _split_kernel(
+                x.numpy(), _CMIX, _DC, ops.taps_h, ops.rows_h, ops.taps_w, ops.cols_w,
+                np.asarray(ks_a, dtype=np.int64), out_a.numpy(), np.asarray(ks_b, dtype=np.int64), out_b.numpy(),
+            )
     return out_a, out_b
+
+
+@contextlib.contextmanager
+def _torch_threads() -> Iterator[None]:
+    """Run numba's parallel kernel on as many threads as torch may use, and leave torch's count as it was.
+
+    numba's OpenMP pool and torch share one libgomp. The pool's first launch sets that library's thread
+    count to every core, which then silently overrode OMP_NUM_THREADS, torch.set_num_threads and a
+    client actor's client_cpus for all later torch work in the thread: two one-thread runs on two cores
+    became four spinning threads, and their float sums changed.
+    """
+    threads = torch.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def _transform_torch(images: torch.Tensor, ops: _Operators, ks: tuple[int, ...]) -> torch.Tensor:

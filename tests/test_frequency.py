@@ -197,3 +197,20 @@ def test_inverse_rejects_wrong_plane_count():
     client, _ = dct_split(torch.zeros(1, 3, 16, 16), upsample=8)
     with pytest.raises(ValueError, match="planes must be"):
         inverse_dct(client, (0, 1), upsample=8)
+
+
+def test_cpu_kernel_keeps_torch_thread_count():
+    """numba's OpenMP pool shares torch's libgomp: its first launch must not raise torch's thread count."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch, numba\nfrom fedsplit.frequency import dct_split\n"
+            "torch.set_num_threads(1)\n"
+            "dct_split(torch.zeros(2, 3, 112, 112), upsample=1)\n"
+            "print(torch.get_num_threads(), numba.get_num_threads())\n")
+    # A fresh process, since the pool starts once per process; two numba threads, so one core cannot hide it.
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1", "1"]
