@@ -209,9 +209,9 @@ def _torch_threads() -> Iterator[None]:
     """Run numba's parallel kernel on as many threads as torch may use, and leave torch's count as it was.
 
     numba's OpenMP pool and torch share one libgomp. The pool's first launch sets that library's thread
-    count to every core, which then silently overrode OMP_NUM_THREADS, torch.set_num_threads and a
-    client actor's client_cpus for all later torch work in the thread: two one-thread runs on two cores
-    became four spinning threads, and their float sums changed.
+    count to every core, which would override OMP_NUM_THREADS, torch.set_num_threads and a client
+    actor's client_cpus for all later torch work in the thread: two one-thread runs on two cores would
+    spin four threads, and float sums (so results) would change with it.
     """
     threads = torch.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
