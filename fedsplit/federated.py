@@ -369,11 +369,10 @@ def make_server_app(cfg: Config, out: dict[str, Any], log: Callable[[str], None]
                                       train_config=ConfigRecord({"lr": t.warmup_lr}), evaluate_fn=warm_round_done)
                 warmup_failures.extend(fedavg.failures)
                 client.load_state_dict(_state_of(warmed_up(result.arrays, fedavg.failures, t.warmup_rounds, timeout)))
-                for rnd, metrics in sorted(result.train_metrics_clientapp.items()):
-                    history.append({"round": rnd, "phase": "warmup", "loss": float(metrics.get("loss", float("nan"))),
-                                    "accuracy": None, "uplink": ledger.total("uplink", rnd, "warmup"),
-                                    "downlink": ledger.total("downlink", rnd, "warmup"),
-                                    "seconds": warm_seconds.get(rnd)})
+                for rnd, loss in sorted(fedavg.losses.items()):
+                    history.append({"round": rnd, "phase": "warmup", "loss": loss, "accuracy": None,
+                                    "uplink": ledger.total("uplink", rnd, "warmup"),
+                                    "downlink": ledger.total("downlink", rnd, "warmup"), "seconds": warm_seconds.get(rnd)})
                 log(f"[{cfg.name}] warm-up: {t.warmup_rounds} FedAvg rounds in {time.time() - r0:.1f} s, client loss "
                     f"{history[-1]['loss']:.3f}")
         if client is not None:
